@@ -1,0 +1,140 @@
+"""The ``linksim`` command line; every command calls the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _load(args):
+    from linksim.config import load_scenario
+
+    overrides = list(args.set or [])
+    if getattr(args, "device", None):
+        overrides.append(f"device={args.device}")
+    return load_scenario(args.scenario, args.profile, overrides), overrides
+
+
+def _cmd_validate(args) -> int:
+    from linksim.runner import work_units
+
+    scenario, _ = _load(args)
+    print(f"{args.scenario}: ok: {len(scenario.schemes)} schemes x {len(scenario.channels)} channels, "
+          f"{len(work_units(scenario))} work units, axis {scenario.snr.axis}")
+    return 0
+
+
+def _summary(csv: Path) -> str:
+    from linksim.results import read_results
+
+    df = read_results(csv)
+    cols = [c for c in ("scheme", "channel", "snr_db", "snr_norm_db", "samples", "errors", "error_rate", "ber")
+            if c in df.columns]
+    return df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+def _cmd_run(args) -> int:
+    from linksim.runner import RunOptions, run_scenario
+
+    scenario, overrides = _load(args)
+    opts = RunOptions(profile=args.profile, overrides=overrides, scenario_file=args.scenario, out=args.out,
+                      resume=args.resume, run_id=args.run_id, max_units=args.max_units,
+                      plots=not args.no_plots, progress=not args.quiet)
+    summary = run_scenario(scenario, opts)
+    rd = summary.run_dir
+    if rd.csv.is_file():
+        print(_summary(rd.csv))
+    state = "complete" if summary.remaining == 0 else f"{summary.remaining} work units left (rerun with --resume)"
+    print(f"\n{summary.finished} points run, {summary.skipped} reused; {state}\nresults: {rd.csv}\nmanifest: {rd.manifest_path}")
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from linksim.plots import plot_files
+
+    out = Path(args.out) if args.out else Path(args.results[0]).parent / "plots"
+    for p in plot_files(args.results, out, args.metric, args.x, tuple(args.format)):
+        print(p)
+    return 0
+
+
+def _cmd_list(args) -> int:
+    from linksim import registry
+
+    print("schemes:")
+    for name, e in sorted(registry.schemes().items()):
+        print(f"  {name:20s} {e.doc}")
+    print("channels:")
+    for name, e in sorted(registry.channels().items()):
+        print(f"  {name:20s} {e.doc}")
+    print("channel presets (usable by name in `channels:` or `--set channel=NAME`):")
+    for name, (kind, params) in sorted(registry.channel_presets().items()):
+        print(f"  {name:20s} {kind} {params or ''}")
+    print("datasets:")
+    for name in sorted(registry.datasets()):
+        print(f"  {name}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="linksim", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def scenario_args(sp):
+        sp.add_argument("scenario", help="scenario YAML file")
+        sp.add_argument("--profile", "-p", help="named profile of the file, e.g. quick")
+        sp.add_argument("--set", "-s", action="append", metavar="KEY=VALUE",
+                        help="override any key, e.g. --set channel=tdl-a or --set schemes.ldpc-qpsk.params.k=256")
+
+    r = sub.add_parser("run", help="run a scenario")
+    scenario_args(r)
+    r.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    r.add_argument("--out", help="output root (default: the scenario's outputs.root)")
+    r.add_argument("--resume", action="store_true", help="continue the latest run of this scenario")
+    r.add_argument("--run-id", help="name of the run directory")
+    r.add_argument("--max-units", type=int, help="stop after this many new points (resume later)")
+    r.add_argument("--no-plots", action="store_true")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    r.set_defaults(func=_cmd_run)
+
+    v = sub.add_parser("validate", help="check a scenario file without running it")
+    scenario_args(v)
+    v.set_defaults(func=_cmd_validate)
+
+    pl = sub.add_parser("plot", help="plot one or several results.csv files (overlaid)")
+    pl.add_argument("results", nargs="+")
+    pl.add_argument("--metric", "-m", action="append", help="column to plot (default: every rate)")
+    pl.add_argument("--x", default="snr_db", choices=["snr_db", "esno_db", "ebno_db", "snr_norm_db"])
+    pl.add_argument("--out", help="directory for the figures (default: next to the first CSV)")
+    pl.add_argument("--format", action="append", default=None, choices=["png", "pdf", "svg"])
+    pl.set_defaults(func=_cmd_plot)
+
+    ls = sub.add_parser("list", help="registered schemes, channels and datasets")
+    ls.set_defaults(func=_cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if getattr(args, "format", None) is None and args.command == "plot":
+        args.format = ["png", "pdf"]
+    from linksim.config import ConfigError
+
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print("\n".join(err.lines), file=sys.stderr)
+        return 2
+    except (RuntimeError, FileNotFoundError) as err:
+        print(f"linksim: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("linksim: interrupted; finished points are saved (rerun with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,368 @@
+"""Scenario files: pydantic models, loading, profiles, ``--set`` overrides, one-line errors."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+from linksim import registry
+from linksim.snr import SnrAxis
+from linksim.stats import IntervalMethod
+
+__all__ = [
+    "ConfigError",
+    "SnrValues",
+    "SnrGrid",
+    "StopRule",
+    "SchemeSpec",
+    "ChannelSpec",
+    "Outputs",
+    "Scenario",
+    "load_scenario",
+    "apply_override",
+]
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
+
+
+class ConfigError(Exception):
+    """A user error in a scenario: one line per problem, ``file: key.path: expected ..., found ...``."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SnrValues(_Strict):
+    """Grid points in dB: an explicit ``values`` list, or ``start``/``stop``/``step`` (stop included)."""
+
+    values: list[float] | None = None
+    start: float | None = None
+    stop: float | None = None
+    step: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self):
+        ranged = (self.start, self.stop, self.step)
+        if self.values is not None and any(v is not None for v in ranged):
+            raise ValueError("give either values or start/stop/step, not both")
+        if self.values is None:
+            if any(v is None for v in ranged):
+                raise ValueError("give values, or all of start, stop and step")
+            if self.stop < self.start:
+                raise ValueError(f"stop ({self.stop}) is below start ({self.start})")
+        elif not self.values:
+            raise ValueError("values is empty")
+        return self
+
+    def points(self) -> list[float]:
+        if self.values is not None:
+            return [float(v) for v in self.values]
+        n = int(np.floor((self.stop - self.start) / self.step + 1e-9)) + 1
+        return [round(self.start + i * self.step, 10) for i in range(n)]
+
+
+class SnrGrid(SnrValues):
+    """The SNR sweep and its axis (see :mod:`linksim.snr`).
+
+    ``reference_channel_uses`` (in ``reference_unit`` channel uses per item) anchors the
+    rate-normalised axis; it is required when ``axis`` is ``snr_norm``.
+    """
+
+    axis: SnrAxis = "esno"
+    reference_channel_uses: PositiveFloat | None = None
+    reference_unit: Literal["complex", "real"] = "complex"
+
+    @model_validator(mode="after")
+    def _reference_given(self):
+        if self.axis == "snr_norm" and self.reference_channel_uses is None:
+            raise ValueError("axis snr_norm needs reference_channel_uses")
+        return self
+
+    @property
+    def reference_complex_uses(self) -> float | None:
+        """The reference in complex channel uses (a real channel use is half a complex one)."""
+        if self.reference_channel_uses is None:
+            return None
+        return self.reference_channel_uses / (2.0 if self.reference_unit == "real" else 1.0)
+
+
+class StopRule(_Strict):
+    """When a work unit (scheme, channel, SNR point) stops: after the batch in which
+    ``target_errors`` errors of the primary rate are reached, or ``max_samples`` items were run,
+    or ``max_time_s`` elapsed (a time limit makes results depend on the machine)."""
+
+    batch_size: PositiveInt = 1000
+    target_errors: PositiveInt = 100
+    max_samples: PositiveInt = 100_000
+    max_time_s: PositiveFloat | None = None
+    confidence: float = Field(0.95, gt=0, lt=1)
+    interval: IntervalMethod = "wilson"
+
+
+class StopOverride(_Strict):
+    """Per-scheme changes to the scenario's :class:`StopRule` (every field optional)."""
+
+    batch_size: PositiveInt | None = None
+    target_errors: PositiveInt | None = None
+    max_samples: PositiveInt | None = None
+    max_time_s: PositiveFloat | None = None
+
+
+class SchemeSpec(_Strict):
+    """A scheme: a unique ``name``, a registered ``type`` and that type's ``params``."""
+
+    name: str = Field(..., pattern=_NAME)
+    type: str
+    params: dict[str, Any] = {}
+    label: str | None = None
+    stop: StopOverride = StopOverride()
+    snr: SnrValues | None = None
+
+
+class ChannelSpec(_Strict):
+    """A channel: a unique ``name``, a registered ``type`` and its ``params``. In a scenario file a
+    plain string names a preset (``awgn``, ``rayleigh``, ``tdl-a``, ``tdl-a-ls``, ...)."""
+
+    name: str = Field(..., pattern=_NAME)
+    type: str
+    params: dict[str, Any] = {}
+
+
+class PlotSpec(_Strict):
+    """One figure: ``metric`` (a rate such as ``ber``/``bler``/``error_rate``, or any numeric
+    column) against ``x`` (``snr_db`` = the scenario axis, or ``esno_db``/``ebno_db``/``snr_norm_db``)."""
+
+    metric: str
+    x: Literal["snr_db", "esno_db", "ebno_db", "snr_norm_db"] = "snr_db"
+    log_y: bool | None = None
+
+
+class Outputs(_Strict):
+    root: str = "results"
+    plots: list[PlotSpec] | None = None
+    formats: list[Literal["png", "pdf", "svg"]] = ["png", "pdf"]
+
+
+class Scenario(_Strict):
+    """A whole scenario file (after its profile and ``--set`` overrides are applied)."""
+
+    name: str = Field(..., pattern=_NAME)
+    description: str = ""
+    seed: NonNegativeInt = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    snr: SnrGrid
+    stop: StopRule = StopRule()
+    schemes: list[SchemeSpec] = Field(..., min_length=1)
+    channels: list[ChannelSpec] = Field(..., min_length=1)
+    outputs: Outputs = Outputs()
+    profiles: dict[str, dict[str, Any]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_shorthands(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "channel" in data:  # `--set channel=tdl-a`: one channel replaces the list
+            data["channels"] = [data.pop("channel")]
+        chans = data.get("channels")
+        if isinstance(chans, str):
+            chans = [chans]
+        if isinstance(chans, list):
+            presets = registry.channel_presets()
+            data["channels"] = [
+                {"name": c, "type": presets[c][0], "params": presets[c][1]}
+                if isinstance(c, str) and c in presets
+                else c
+                for c in chans
+            ]
+        return data
+
+    @model_validator(mode="after")
+    def _unique_names(self):
+        for kind, items in (("schemes", self.schemes), ("channels", self.channels)):
+            names = [i.name for i in items]
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"{kind} names must be unique, found {', '.join(dup)} more than once")
+        return self
+
+    def stop_for(self, scheme: SchemeSpec) -> StopRule:
+        return self.stop.model_copy(update=scheme.stop.model_dump(exclude_none=True))
+
+    def snr_points(self, scheme: SchemeSpec) -> list[float]:
+        return (scheme.snr or self.snr).points()
+
+    def digest(self) -> str:
+        """Hash of everything that determines the results (profiles, outputs and ``max_time_s`` excluded)."""
+        d = self.model_dump(mode="json", exclude={"profiles", "outputs", "description"})
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _deep_merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _deep_merge(base[k], v) if k in base else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(over)
+
+
+def _step(node: Any, key: str) -> Any:
+    """Child of ``node`` by dict key, list index, or (in a list of named items) by name."""
+    if isinstance(node, list):
+        if key.lstrip("-").isdigit():
+            return int(key)
+        for i, item in enumerate(node):
+            if isinstance(item, dict) and item.get("name") == key or item == key:
+                return i
+        raise KeyError(key)
+    return key
+
+
+def apply_override(data: dict, assignment: str) -> dict:
+    """Apply ``a.b.c=value`` (value parsed as YAML) to a raw scenario dict; returns a new dict.
+
+    List items are addressed by index or by their ``name`` (``schemes.ldpc-qpsk.params.k=1024``).
+    """
+    if "=" not in assignment:
+        raise ValueError(f"--set {assignment!r}: expected key.path=value")
+    path, raw = assignment.split("=", 1)
+    keys = [k for k in path.strip().split(".") if k]
+    if not keys:
+        raise ValueError(f"--set {assignment!r}: empty key")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    out = copy.deepcopy(data)
+    node = out
+    for depth, key in enumerate(keys):
+        try:
+            k = _step(node, key)
+        except KeyError:
+            raise ValueError(f"--set {assignment!r}: no item named {key!r} in {'.'.join(keys[:depth])}") from None
+        last = depth == len(keys) - 1
+        if isinstance(node, list):
+            if not -len(node) <= k < len(node):
+                raise ValueError(f"--set {assignment!r}: index {k} out of range in {'.'.join(keys[:depth])}")
+            if last:
+                node[k] = value
+            else:
+                node = node[k]
+        elif isinstance(node, dict):
+            if last:
+                node[k] = value
+            else:
+                node = node.setdefault(k, {})
+        else:
+            raise ValueError(f"--set {assignment!r}: {'.'.join(keys[:depth])} is not a mapping or a list")
+    return out
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _errors(source: str, err: ValidationError, prefix: str = "") -> list[str]:
+    lines = []
+    for e in err.errors():
+        path = _loc(e["loc"])
+        if prefix:
+            path = prefix + ("" if path == "(top level)" else ("" if path.startswith("[") else ".") + path)
+        msg = e["msg"].removeprefix("Value error, ")
+        found = e.get("input")
+        shown = "" if e["type"] in ("missing",) or isinstance(found, dict) else f" (found {found!r})"
+        lines.append(f"{source}: {path}: {msg}{shown}")
+    return lines
+
+
+def _check_components(source: str, data: dict) -> list[str]:
+    """Validate each scheme's and channel's ``params`` (raw dicts) against its registered model."""
+    problems = []
+    data = Scenario._expand_shorthands(data)
+    for kind, table in (("schemes", registry.schemes()), ("channels", registry.channels())):
+        items = data.get(kind)
+        for i, spec in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+                continue  # the scenario model reports it
+            entry = table.get(spec["type"])
+            if entry is None:
+                known = ", ".join(sorted(table))
+                problems.append(f"{source}: {kind}[{i}].type: expected one of {known} (found {spec['type']!r})")
+                continue
+            try:
+                entry.params.model_validate(spec.get("params") or {})
+            except ValidationError as err:
+                problems += _errors(source, err, prefix=f"{kind}[{i}].params")
+    return problems
+
+
+def _read_yaml(path: Path) -> dict:
+    source = str(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError([f"{source}: cannot read: {err.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        raise ConfigError([f"{source}: {where}: invalid YAML: {getattr(err, 'problem', err)}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}: (top level): expected a mapping of scenario keys, found {type(data).__name__}"])
+    return data
+
+
+def load_scenario(path: str | Path, profile: str | None = None, overrides: list[str] = ()) -> Scenario:
+    """Read, merge the profile, apply ``--set`` overrides, validate.
+
+    :raises ConfigError: with one line per problem; nothing has run yet.
+    """
+    path = Path(path)
+    source = str(path)
+    data = _read_yaml(path)
+    if profile is not None:
+        profiles = data.get("profiles") or {}
+        if profile not in profiles:
+            known = ", ".join(sorted(profiles)) or "none defined"
+            raise ConfigError([f"{source}: profiles.{profile}: no such profile (expected one of: {known})"])
+        data = _deep_merge(data, profiles[profile])
+    for assignment in overrides:
+        try:
+            data = apply_override(data, assignment)
+        except ValueError as err:
+            raise ConfigError([f"{source}: {err}"]) from None
+    problems = _check_components(source, data)
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as err:
+        problems = _errors(source, err) + problems
+    if problems:
+        raise ConfigError(problems)
+    return scenario

@@ -1,0 +1,153 @@
+"""The classical digital link: bits -> [CRC] -> [5G LDPC] -> [interleaver] -> Gray QAM/PAM -> channel
+-> APP demapper -> [deinterleaver] -> [BP decoder] -> [CRC check]."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
+from sionna.phy.fec.interleaving import Deinterleaver, RandomInterleaver
+from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
+from sionna.phy.mapping import Constellation, Demapper, Mapper
+from torch import nn
+
+from linksim.channels.base import Channel
+
+__all__ = ["DigitalLink", "DigitalLinkParams", "DecoderParams"]
+
+_CRC_BITS = {"CRC24A": 24, "CRC24B": 24, "CRC24C": 24, "CRC16": 16, "CRC11": 11, "CRC6": 6}
+
+
+class DecoderParams(BaseModel):
+    """Sionna ``LDPC5GDecoder`` settings: ``cn_update`` in boxplus-phi | boxplus | minsum | offset-minsum."""
+
+    model_config = ConfigDict(extra="forbid")
+    num_iter: PositiveInt = 20
+    cn_update: Literal["boxplus-phi", "boxplus", "minsum", "offset-minsum"] = "boxplus-phi"
+
+
+class DigitalLinkParams(BaseModel):
+    """One modulation and coding scheme.
+
+    ``k``: bits per block entering the encoder (CRC included); ``n``: coded bits per block, or
+    ``None`` for an uncoded link (then ``k`` bits are mapped directly). ``bits_per_symbol``: 1 for
+    BPSK (``pam``), even for ``qam``. ``interleaver``: ``nr`` is the 38.212 bit interleaver of the
+    5G encoder, ``random`` a fixed random permutation of the coded block.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    k: int = Field(..., ge=1)
+    n: int | None = None
+    modulation: Literal["qam", "pam"] = "qam"
+    bits_per_symbol: PositiveInt = 2
+    interleaver: Literal["none", "nr", "random"] = "none"
+    crc: Literal["CRC24A", "CRC24B", "CRC24C", "CRC16", "CRC11", "CRC6"] | None = None
+    demapping: Literal["app", "maxlog"] = "app"
+    decoder: DecoderParams = DecoderParams()
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        m = self.bits_per_symbol
+        if self.modulation == "qam" and m % 2:
+            raise ValueError(f"qam needs an even bits_per_symbol, found {m} (use modulation: pam)")
+        coded = self.k if self.n is None else self.n
+        if coded % m:
+            raise ValueError(f"coded block length {coded} is not a multiple of bits_per_symbol {m}")
+        if self.n is not None:
+            if not 12 <= self.k <= 8448:
+                raise ValueError(f"5G LDPC needs 12 <= k <= 8448, found k={self.k}")
+            if not self.k < self.n <= 316 * 384 or self.k / self.n > 0.95:
+                raise ValueError(f"5G LDPC needs k < n <= 121344 and rate <= 0.95, found k={self.k}, n={self.n}")
+        elif self.interleaver == "nr":
+            raise ValueError("interleaver 'nr' belongs to the 5G LDPC encoder; an uncoded link has none")
+        if self.crc is not None and _CRC_BITS[self.crc] >= self.k:
+            raise ValueError(f"{self.crc} leaves no payload in k={self.k} bits")
+        return self
+
+    @property
+    def crc_bits(self) -> int:
+        return 0 if self.crc is None else _CRC_BITS[self.crc]
+
+    @property
+    def payload_bits(self) -> int:
+        """Information bits per block (``k`` minus the CRC)."""
+        return self.k - self.crc_bits
+
+    @property
+    def coded_bits(self) -> int:
+        return self.k if self.n is None else self.n
+
+    @property
+    def num_symbols(self) -> int:
+        """Data symbols per block."""
+        return self.coded_bits // self.bits_per_symbol
+
+
+class DigitalLink(nn.Module):
+    """A reusable digital transceiver around any :class:`~linksim.channels.base.Channel`.
+
+    :param params: the modulation and coding scheme.
+
+    :input bits: [batch, payload_bits], float32 in {0, 1}.
+    :input channel: the channel (with its equaliser).
+    :input no: [] or [batch], float32. Noise variance per complex symbol.
+    :output bits_hat: [batch, payload_bits], float32 in {0, 1}. Hard decisions.
+    :output block_ok: [batch] bool from the CRC, or ``None`` without a CRC (then only a comparison
+        with the sent bits detects errors).
+
+    .. rubric:: Example
+
+    >>> link = DigitalLink(DigitalLinkParams(k=512, n=1024, bits_per_symbol=4))
+    >>> bits = torch.randint(0, 2, (8, 512)).float()
+    >>> bits_hat, ok = link(bits, AWGNChannel(), torch.tensor(0.1))
+    """
+
+    def __init__(self, params: DigitalLinkParams):
+        super().__init__()
+        self.params = p = params
+        const = Constellation(p.modulation, p.bits_per_symbol)
+        self.mapper = Mapper(constellation=const)
+        self.demapper = Demapper(p.demapping, constellation=const)
+        self.crc_encoder = CRCEncoder(p.crc) if p.crc else None
+        self.crc_decoder = CRCDecoder(self.crc_encoder) if p.crc else None
+        if p.n is not None:
+            m_nr = p.bits_per_symbol if p.interleaver == "nr" else None
+            self.encoder = LDPC5GEncoder(p.k, p.n, num_bits_per_symbol=m_nr)
+            self.decoder = LDPC5GDecoder(
+                self.encoder, cn_update=p.decoder.cn_update, num_iter=p.decoder.num_iter, hard_out=True
+            )
+        else:
+            self.encoder = self.decoder = None
+        if p.interleaver == "random":
+            self.interleaver = RandomInterleaver(seed=1234, keep_batch_constant=True)
+            self.deinterleaver = Deinterleaver(self.interleaver)
+        else:
+            self.interleaver = self.deinterleaver = None
+
+    def transmit(self, bits: torch.Tensor) -> torch.Tensor:
+        """[batch, payload_bits] bits -> [batch, num_symbols] complex64 unit-energy symbols."""
+        c = bits if self.crc_encoder is None else self.crc_encoder(bits)
+        if self.encoder is not None:
+            c = self.encoder(c)
+        if self.interleaver is not None:
+            c = self.interleaver(c)
+        return self.mapper(c)
+
+    def receive(self, y: torch.Tensor, no_eff: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Equalised symbols and their noise variance -> (bits_hat, block_ok)."""
+        llr = self.demapper(y, no_eff)
+        if self.deinterleaver is not None:
+            llr = self.deinterleaver(llr)
+        c_hat = (llr > 0).to(llr.dtype) if self.decoder is None else self.decoder(llr)
+        if self.crc_decoder is None:
+            return c_hat, None
+        bits_hat, ok = self.crc_decoder(c_hat)
+        return bits_hat, ok.squeeze(-1)
+
+    def forward(
+        self, bits: torch.Tensor, channel: Channel, no: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        y, no_eff = channel(self.transmit(bits), no)
+        return self.receive(y, no_eff)

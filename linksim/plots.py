@@ -1,0 +1,128 @@
+"""Figures drawn from results files (never from live objects): metric vs SNR, one curve per
+scheme x channel, confidence intervals as error bars, theory overlays where the CSV has them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from linksim.results import read_results  # noqa: E402
+from linksim.snr import axis_label  # noqa: E402
+
+__all__ = ["RunData", "load_run", "rate_columns", "plot_metric", "plot_run", "plot_files"]
+
+_X_AXIS = {"esno_db": "esno", "ebno_db": "ebno", "snr_norm_db": "snr_norm"}
+
+
+class RunData:
+    """A results table with what the figures need from its manifest (labels, axis reference)."""
+
+    def __init__(self, df: pd.DataFrame, manifest: dict, name: str):
+        self.df, self.manifest, self.name = df, manifest, name
+        sc = manifest.get("scenario", {})
+        self.labels = {s["name"]: s.get("label") or s["name"] for s in sc.get("schemes", [])}
+        snr = sc.get("snr", {})
+        ref = snr.get("reference_channel_uses")
+        self.reference_shown = None if ref is None else f"{ref:g} {snr.get('reference_unit', 'complex')}"
+
+
+def load_run(csv: str | Path) -> RunData:
+    csv = Path(csv)
+    m = csv.parent / "manifest.json"
+    manifest = json.loads(m.read_text()) if m.is_file() else {}
+    name = csv.parent.name if csv.name == "results.csv" else csv.stem
+    return RunData(read_results(csv), manifest, name)
+
+
+def rate_columns(df: pd.DataFrame) -> list[str]:
+    """Rates with confidence intervals in a results table, primary ``error_rate`` first."""
+    rates = [c[: -len("_ci_low")] for c in df.columns if c.endswith("_ci_low")]
+    return ["error_rate"] + [r for r in rates if r != "error_rate"]
+
+
+def _x_label(runs: list[RunData], x: str) -> str:
+    run = runs[0]
+    axis = _X_AXIS.get(x) or str(run.df["snr_axis"].iloc[0])
+    return axis_label(axis, run.reference_shown)
+
+
+def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool | None = None) -> plt.Figure:
+    """One figure of ``metric`` against ``x`` with every (run, scheme, channel) as a curve."""
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    is_rate = f"{metric}_ci_low" in runs[0].df.columns or metric == "error_rate"
+    log_y = is_rate if log_y is None else log_y
+    lo, hi = ("ci_low", "ci_high") if metric == "error_rate" else (f"{metric}_ci_low", f"{metric}_ci_high")
+    for run in runs:
+        df = run.df
+        for (scheme, channel), g in df.groupby(["scheme", "channel"], sort=False):
+            g = g.sort_values(x)
+            y = g[metric].to_numpy(float)
+            if np.all(np.isnan(y)):
+                continue
+            label = f"{run.labels.get(scheme, scheme)} | {channel}"
+            if len(runs) > 1:
+                label = f"{run.name}: {label}"
+            xs = g[x].to_numpy(float)
+            if log_y:
+                y = np.where(y > 0, y, np.nan)  # zero errors cannot be drawn on a log axis
+            if lo in g:
+                yerr = np.vstack([y - g[lo].to_numpy(float), g[hi].to_numpy(float) - y])
+                line = ax.errorbar(xs, y, yerr=np.clip(np.nan_to_num(yerr), 0, None), marker="o", ms=3,
+                                   capsize=2, label=label)[0]
+            else:
+                (line,) = ax.plot(xs, y, marker="o", ms=3, label=label)
+            if f"{metric}_theory" in g and g[f"{metric}_theory"].notna().any():
+                ax.plot(xs, g[f"{metric}_theory"], ls="--", color=line.get_color(), lw=1,
+                        label=f"{label} (theory)")
+            if "shannon_esno_db" in g and g["shannon_esno_db"].notna().any():
+                shift = (g[x] - g["esno_db"]).iloc[0]
+                ax.axvline(g["shannon_esno_db"].iloc[0] + shift, ls=":", color=line.get_color(), lw=1,
+                           label=f"{label} (Shannon limit)")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(_x_label(runs, x))
+    ax.set_ylabel(metric)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def _save(fig: plt.Figure, stem: Path, formats: list[str]) -> list[Path]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(f".{fmt}") for fmt in formats]
+    for p in paths:
+        fig.savefig(p, dpi=150)
+    plt.close(fig)
+    return paths
+
+
+def plot_files(csvs: list[str | Path], out_dir: Path, metrics: list[str] | None = None, x: str = "snr_db",
+               formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
+    """Overlay several runs' results; one figure per metric (default: every rate)."""
+    runs = [load_run(c) for c in csvs]
+    metrics = metrics or rate_columns(runs[0].df)
+    out = []
+    for metric in metrics:
+        out += _save(plot_metric(runs, metric, x), out_dir / f"{metric}_vs_{x}", list(formats))
+    return out
+
+
+def plot_run(run_dir, scenario) -> list[Path]:
+    """The scenario's figures (``outputs.plots``, default every rate) into ``<run>/plots/``."""
+    run = load_run(run_dir.csv)
+    specs = scenario.outputs.plots
+    pairs = [(p.metric, p.x, p.log_y) for p in specs] if specs else [(m, "snr_db", None) for m in rate_columns(run.df)]
+    out = []
+    for metric, x, log_y in pairs:
+        if metric not in run.df.columns:
+            continue
+        out += _save(plot_metric([run], metric, x, log_y), run_dir.plots / f"{metric}_vs_{x}", scenario.outputs.formats)
+    return out

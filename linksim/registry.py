@@ -1,0 +1,102 @@
+"""Name -> factory registries for schemes, channels (and their named presets) and datasets.
+
+A new scheme is one module that decorates its class with :func:`register_scheme`, plus a YAML
+entry; the engine only ever looks things up here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pydantic import BaseModel
+
+__all__ = [
+    "Entry",
+    "register_scheme",
+    "register_channel",
+    "register_channel_preset",
+    "register_dataset",
+    "schemes",
+    "channels",
+    "channel_presets",
+    "datasets",
+]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered factory: ``factory(params)`` builds the object from a validated ``params`` model."""
+
+    name: str
+    factory: Callable[..., Any]
+    params: type[BaseModel]
+    doc: str = ""
+
+
+@dataclass
+class _Registries:
+    schemes: dict[str, Entry] = field(default_factory=dict)
+    channels: dict[str, Entry] = field(default_factory=dict)
+    channel_presets: dict[str, tuple[str, dict]] = field(default_factory=dict)
+    datasets: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+
+_REG = _Registries()
+_BUILTIN_PACKAGES = ("linksim.channels", "linksim.schemes")
+
+
+def _first_line(obj: Any) -> str:
+    return (obj.__doc__ or "").strip().split("\n")[0]
+
+
+def _register(table: dict[str, Entry], kind: str, name: str, params: type[BaseModel]):
+    def deco(factory):
+        if name in table and table[name].factory is not factory:
+            raise ValueError(f"{kind} {name!r} is registered twice")
+        table[name] = Entry(name, factory, params, _first_line(factory))
+        return factory
+
+    return deco
+
+
+def register_scheme(name: str, params: type[BaseModel]):
+    """Class decorator: make a :class:`~linksim.schemes.base.Scheme` available as ``type: name``."""
+    return _register(_REG.schemes, "scheme", name, params)
+
+
+def register_channel(name: str, params: type[BaseModel]):
+    """Class decorator: make a :class:`~linksim.channels.base.Channel` available as ``type: name``."""
+    return _register(_REG.channels, "channel", name, params)
+
+
+def register_channel_preset(name: str, channel_type: str, params: dict | None = None) -> None:
+    """A named channel configuration usable as a plain string in a scenario (``channels: [tdl-a]``)."""
+    _REG.channel_presets[name] = (channel_type, dict(params or {}))
+
+
+def register_dataset(name: str, loader: Callable[..., Any]) -> None:
+    _REG.datasets[name] = loader
+
+
+def _load_builtins() -> _Registries:
+    for pkg in _BUILTIN_PACKAGES:
+        importlib.import_module(pkg)
+    return _REG
+
+
+def schemes() -> dict[str, Entry]:
+    return _load_builtins().schemes
+
+
+def channels() -> dict[str, Entry]:
+    return _load_builtins().channels
+
+
+def channel_presets() -> dict[str, tuple[str, dict]]:
+    return _load_builtins().channel_presets
+
+
+def datasets() -> dict[str, Callable[..., Any]]:
+    return _load_builtins().datasets

@@ -1,0 +1,89 @@
+"""Run directories: atomic ``results.csv`` after every point, ``manifest.json``, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["KEY_COLUMNS", "RunDirectory", "atomic_write_text", "read_results"]
+
+KEY_COLUMNS = ["scheme", "channel", "snr_db"]
+"""A point is identified by these; ``snr_db`` is the grid value on the scenario's axis."""
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader (or a crash) sees the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """A ``results.csv`` as a DataFrame (``scheme`` and ``channel`` as strings)."""
+    return pd.read_csv(path, dtype={"scheme": str, "channel": str})
+
+
+class RunDirectory:
+    """``<root>/<scenario>/<run_id>/`` with ``results.csv``, ``manifest.json`` and ``plots/``.
+
+    Rows are kept in the scenario's canonical unit order, so a run that was interrupted and
+    resumed writes byte-for-byte the same ``results.csv`` as one that ran straight through.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.csv = self.path / "results.csv"
+        self.manifest_path = self.path / "manifest.json"
+        self.plots = self.path / "plots"
+
+    @staticmethod
+    def new_run_id(profile: str | None) -> str:
+        return f"{profile or 'full'}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    @classmethod
+    def latest_matching(cls, scenario_root: Path, digest: str) -> RunDirectory | None:
+        """The most recent run under ``scenario_root`` whose manifest has this scenario digest."""
+        if not scenario_root.is_dir():
+            return None
+        candidates = []
+        for d in scenario_root.iterdir():
+            m = d / "manifest.json"
+            if m.is_file():
+                try:
+                    meta = json.loads(m.read_text())
+                except (OSError, json.JSONDecodeError):
+                    continue
+                if meta.get("scenario_digest") == digest:
+                    candidates.append((m.stat().st_mtime, d))
+        return cls(max(candidates)[1]) if candidates else None
+
+    def load_rows(self) -> list[dict]:
+        if not self.csv.is_file():
+            return []
+        return read_results(self.csv).to_dict("records")
+
+    def load_manifest(self) -> dict:
+        return json.loads(self.manifest_path.read_text()) if self.manifest_path.is_file() else {}
+
+    def write_rows(self, rows: list[dict], order: list[tuple]) -> None:
+        """Atomically rewrite ``results.csv`` with ``rows`` sorted by their position in ``order``."""
+        rank = {key: i for i, key in enumerate(order)}
+        rows = sorted(rows, key=lambda r: rank[(r["scheme"], r["channel"], float(r["snr_db"]))])
+        df = pd.DataFrame(rows)
+        atomic_write_text(self.csv, df.to_csv(index=False, float_format="%.10g"))
+
+    def write_manifest(self, manifest: dict) -> None:
+        atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")

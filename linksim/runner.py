@@ -1,0 +1,224 @@
+"""Run a scenario end to end: build, prepare, sweep every work unit, write results, plot."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import torch
+from sionna.phy import config as sionna_config
+from tqdm import tqdm
+
+from linksim import registry
+from linksim.channels.base import Channel
+from linksim.config import ChannelSpec, Scenario, SchemeSpec
+from linksim.engine import WorkUnit, run_unit, unit_seed
+from linksim.results import RunDirectory
+from linksim.schemes.base import Scheme, SchemeContext
+
+__all__ = ["RunOptions", "RunSummary", "resolve_device", "build_channel", "build_scheme", "work_units", "run_scenario"]
+
+
+@dataclass
+class RunOptions:
+    """How to run (not what): none of these change the results.
+
+    :param profile: the profile that was applied (recorded in the manifest and the run id).
+    :param out: output root overriding ``outputs.root``.
+    :param resume: continue the latest run of this exact scenario (or ``run_id``) instead of starting anew.
+    :param run_id: name of the run directory.
+    :param max_units: stop after this many newly finished work units (the run can be resumed).
+    :param plots: draw the figures at the end.
+    :param progress: show progress bars.
+    """
+
+    profile: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    scenario_file: str | None = None
+    out: str | None = None
+    resume: bool = False
+    run_id: str | None = None
+    max_units: int | None = None
+    plots: bool = True
+    progress: bool = True
+
+
+@dataclass
+class RunSummary:
+    run_dir: RunDirectory
+    finished: int
+    skipped: int
+    remaining: int
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda:0`` when a GPU is visible, else ``cpu``; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' was requested but torch sees no GPU (use --device cpu or auto)")
+        return "cuda:0"
+    return device
+
+
+def build_channel(spec: ChannelSpec) -> Channel:
+    entry = registry.channels()[spec.type]
+    return entry.factory(entry.params.model_validate(spec.params))
+
+
+def build_scheme(spec: SchemeSpec) -> Scheme:
+    entry = registry.schemes()[spec.type]
+    return entry.factory(entry.params.model_validate(spec.params))
+
+
+def work_units(scenario: Scenario) -> list[WorkUnit]:
+    """Every (scheme, channel, SNR point) in canonical order: scheme, then channel, then SNR."""
+    return [
+        WorkUnit(s.name, c.name, snr)
+        for s in scenario.schemes
+        for c in scenario.channels
+        for snr in scenario.snr_points(s)
+    ]
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("linksim", "torch", "sionna-no-rt", "numpy", "pandas", "pydantic"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _git_commit() -> str | None:
+    src = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+def _device_description(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()})"
+
+
+def _open_run_dir(scenario: Scenario, opts: RunOptions) -> RunDirectory:
+    scenario_root = Path(opts.out or scenario.outputs.root) / scenario.name
+    if opts.run_id:
+        run_dir = RunDirectory(scenario_root / opts.run_id)
+    elif opts.resume:
+        run_dir = RunDirectory.latest_matching(scenario_root, scenario.digest())
+        if run_dir is None:
+            run_dir = RunDirectory(scenario_root / RunDirectory.new_run_id(opts.profile))
+    else:
+        run_dir = RunDirectory(scenario_root / RunDirectory.new_run_id(opts.profile))
+    previous = run_dir.load_manifest()
+    if previous and previous.get("scenario_digest") != scenario.digest():
+        raise RuntimeError(
+            f"{run_dir.path} holds results of a different scenario (digest {previous.get('scenario_digest')}, "
+            f"now {scenario.digest()}); choose another --run-id or --out"
+        )
+    if previous and not opts.resume:
+        raise RuntimeError(f"{run_dir.path} already exists; pass --resume to continue it")
+    run_dir.path.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSummary:
+    """Sweep every work unit of ``scenario`` not yet in the run directory, writing after each one."""
+    opts = opts or RunOptions()
+    device = resolve_device(scenario.device)
+    sionna_config.device = device
+    run_dir = _open_run_dir(scenario, opts)
+    manifest = run_dir.load_manifest() or {
+        "scenario": scenario.model_dump(mode="json", exclude={"profiles"}),
+        "scenario_digest": scenario.digest(),
+        "scenario_file": opts.scenario_file,
+        "scenario_file_sha256": hashlib.sha256(Path(opts.scenario_file).read_bytes()).hexdigest()
+        if opts.scenario_file
+        else None,
+        "profile": opts.profile,
+        "overrides": list(opts.overrides),
+        "seed": scenario.seed,
+        "units": {},
+        "sessions": [],
+    }
+    session = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join(sys.argv),
+        "device": device,
+        "device_name": _device_description(device),
+        "versions": _versions(),
+        "git_commit": _git_commit(),
+    }
+    manifest["sessions"].append(session)
+    run_dir.write_manifest(manifest)
+
+    rows = run_dir.load_rows()
+    done = {(r["scheme"], r["channel"], float(r["snr_db"])) for r in rows}
+    units = work_units(scenario)
+    order = [u.key for u in units]
+    todo = [u for u in units if u.key not in done]
+    if opts.max_units is not None:
+        todo = todo[: opts.max_units]
+
+    context = SchemeContext(device=device, run_dir=run_dir.path, seed=scenario.seed)
+    specs = {s.name: s for s in scenario.schemes}
+    channels = {c.name: build_channel(c) for c in scenario.channels}
+    schemes: dict[str, Scheme] = {}
+    t_run = time.perf_counter()
+    for unit in todo:
+        if unit.scheme not in schemes:
+            schemes[unit.scheme] = build_scheme(specs[unit.scheme])
+            schemes[unit.scheme].prepare(context)
+        stop = scenario.stop_for(specs[unit.scheme])
+        seed = unit_seed(scenario.seed, unit)
+        bar = tqdm(total=stop.max_samples, desc=str(unit), unit="item", disable=not opts.progress, leave=False)
+
+        def progress(n: int, errors: float, bar=bar) -> None:
+            bar.update(n)
+            bar.set_postfix(errors=int(errors))
+
+        t0 = time.perf_counter()
+        row = run_unit(schemes[unit.scheme], channels[unit.channel], unit, scenario.snr, stop, seed, progress)
+        bar.close()
+        rows.append(row)
+        run_dir.write_rows(rows, order)
+        manifest["units"][f"{unit.scheme}|{unit.channel}|{unit.snr_db:g}"] = {
+            "seed": seed,
+            "wall_s": round(time.perf_counter() - t0, 3),
+            "samples": row["samples"],
+        }
+        session["wall_s"] = round(time.perf_counter() - t_run, 3)
+        run_dir.write_manifest(manifest)
+
+    session["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    session["wall_s"] = round(time.perf_counter() - t_run, 3)
+    remaining = len(units) - len(done) - len(todo)
+    manifest["complete"] = remaining == 0
+    run_dir.write_manifest(manifest)
+    if opts.plots and rows:
+        from linksim.plots import plot_run
+
+        plot_run(run_dir, scenario)
+    return RunSummary(run_dir, finished=len(todo), skipped=len(done), remaining=remaining)

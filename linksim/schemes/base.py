@@ -1,0 +1,77 @@
+"""What every scheme is: a transmitter + receiver + what it costs in channel uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from linksim.channels.base import Channel
+from linksim.snr import LinkBudget
+
+__all__ = ["Scheme", "SchemeContext", "Rate"]
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A rate reported with a confidence interval: ``counters[numerator] / counters[denominator]``."""
+
+    numerator: str
+    denominator: str
+
+
+@dataclass
+class SchemeContext:
+    """What a scheme may need besides its own parameters (datasets, caches, the run directory).
+
+    :param device: torch device every block is built on.
+    :param run_dir: this run's directory (training logs go below it), or ``None``.
+    :param cache_dir: where trained weights are cached across runs.
+    :param train_channel: the channel learned schemes train through.
+    :param seed: the scenario seed (training seeds derive from it).
+    """
+
+    device: str = "cpu"
+    run_dir: Path | None = None
+    cache_dir: Path | None = None
+    train_channel: Channel | None = None
+    seed: int = 0
+    extras: dict = field(default_factory=dict)
+
+
+class Scheme(nn.Module):
+    """Base class of a simulated scheme.
+
+    A subclass declares its counters' rates and primary rate, and implements :meth:`budget` and
+    :meth:`simulate`. The engine knows nothing else about it.
+
+    :cvar rates: name -> :class:`Rate`; each becomes a CSV column with ``_ci_low``/``_ci_high``.
+    :cvar primary: the rate reported as ``error_rate``; its numerator (``errors``) drives the
+        ``target_errors`` stopping rule. ``samples`` always counts source items.
+    """
+
+    rates: ClassVar[dict[str, Rate]] = {}
+    primary: ClassVar[str] = ""
+
+    def prepare(self, context: SchemeContext) -> None:
+        """Train or load what the scheme needs before evaluation (nothing by default)."""
+
+    def budget(self, channel: Channel) -> LinkBudget:
+        """Complex channel uses (and information bits, if any) per source item on ``channel``."""
+        raise NotImplementedError
+
+    def simulate(self, batch_size: int, no: torch.Tensor, channel: Channel) -> dict[str, float]:
+        """Run ``batch_size`` source items through ``channel`` at noise variance ``no``.
+
+        :param batch_size: number of source items (codewords, images).
+        :param no: [] or [batch_size], float32. Noise variance per complex symbol (linear).
+        :output: additive counters, ``samples`` (= items simulated) among them.
+        """
+        raise NotImplementedError
+
+    def theory(self, channel: Channel, esno_db: float) -> dict[str, float]:
+        """Closed-form references at this point, as extra CSV columns (none by default)."""
+        return {}
