@@ -1,0 +1,29 @@
+"""Datasets for link simulation: MNIST, CIFAR-10 and image folders as uint8 tensors, plus tiling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .base import SPLITS, DataUnavailableError, ImageDataset, Split
+from .cache import ChecksumError, cache_dir
+from .cifar10 import load_cifar10
+from .image_folder import load_image_folder
+from .mnist import load_mnist
+from .quadrants import split_quadrants
+
+__all__ = [
+    "DATASETS",
+    "SPLITS",
+    "ChecksumError",
+    "DataUnavailableError",
+    "ImageDataset",
+    "Split",
+    "cache_dir",
+    "load_cifar10",
+    "load_image_folder",
+    "load_mnist",
+    "split_quadrants",
+]
+
+DATASETS: dict[str, Callable[..., ImageDataset]] = {"mnist": load_mnist, "cifar10": load_cifar10}
+"""Dataset name -> loader called as ``loader(split, root=None, path=None)``."""

