@@ -1,0 +1,16 @@
+"""Neural-network building blocks of the learned transceivers."""
+
+from .agent_dense import AgentDense
+from .dense import Dense
+from .initializers import init_weights_
+from .power_norm import PowerNormalization
+from .resnet import PreActResidualUnit, PreActResNet
+
+__all__ = [
+    "AgentDense",
+    "Dense",
+    "PowerNormalization",
+    "PreActResNet",
+    "PreActResidualUnit",
+    "init_weights_",
+]
