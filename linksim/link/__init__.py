@@ -1,4 +1,4 @@
-"""The digital link: channel coding, mapping, interleaving (and, later, source codecs)."""
+"""The digital link: channel coding, mapping, interleaving, and the source codecs in front of it."""
 
 from linksim.link.digital import DecoderParams, DigitalLink, DigitalLinkParams
 
