@@ -31,8 +31,8 @@ def _summary(csv: Path) -> str:
     from linksim.results import read_results
 
     df = read_results(csv)
-    cols = [c for c in ("scheme", "channel", "snr_db", "snr_norm_db", "samples", "errors", "error_rate", "ber")
-            if c in df.columns]
+    cols = [c for c in ("scheme", "channel", "snr_db", "esno_db", "snr_norm_db", "samples", "errors", "error_rate",
+                        "ci_low", "ci_high") if c in df.columns and df[c].notna().any()]
     return df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
 
@@ -48,7 +48,8 @@ def _cmd_run(args) -> int:
     if rd.csv.is_file():
         print(_summary(rd.csv))
     state = "complete" if summary.remaining == 0 else f"{summary.remaining} work units left (rerun with --resume)"
-    print(f"\n{summary.finished} points run, {summary.skipped} reused; {state}\nresults: {rd.csv}\nmanifest: {rd.manifest_path}")
+    cut = f", {summary.cut} cut by stop_sweep_below" if summary.cut else ""
+    print(f"\n{summary.finished} points run, {summary.skipped} reused{cut}; {state}\nresults: {rd.csv}\nmanifest: {rd.manifest_path}")
     return 0
 
 

@@ -110,12 +110,17 @@ class SnrGrid(SnrValues):
 class StopRule(_Strict):
     """When a work unit (scheme, channel, SNR point) stops: after the batch in which
     ``target_errors`` errors of the primary rate are reached, or ``max_samples`` items were run,
-    or ``max_time_s`` elapsed (a time limit makes results depend on the machine)."""
+    or ``max_time_s`` elapsed (a time limit makes results depend on the machine).
+
+    ``stop_sweep_below``: once a point's primary error rate falls below this (zero errors
+    included), the later points of the same scheme x channel curve (in grid order) are not run.
+    """
 
     batch_size: PositiveInt = 1000
     target_errors: PositiveInt = 100
     max_samples: PositiveInt = 100_000
     max_time_s: PositiveFloat | None = None
+    stop_sweep_below: float | None = Field(None, ge=0, le=1)
     confidence: float = Field(0.95, gt=0, lt=1)
     interval: IntervalMethod = "wilson"
 
@@ -127,6 +132,7 @@ class StopOverride(_Strict):
     target_errors: PositiveInt | None = None
     max_samples: PositiveInt | None = None
     max_time_s: PositiveFloat | None = None
+    stop_sweep_below: float | None = Field(None, ge=0, le=1)
 
 
 class SchemeSpec(_Strict):

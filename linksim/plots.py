@@ -18,6 +18,8 @@ from linksim.snr import axis_label  # noqa: E402
 
 __all__ = ["RunData", "load_run", "rate_columns", "plot_metric", "plot_run", "plot_files"]
 
+_MARKERS = ["o", "s", "^", "v", "D", "x", "+", "*"]
+_LINES = ["-", "--", "-.", (0, (3, 1, 1, 1)), (0, (5, 2))]
 _X_AXIS = {"esno_db": "esno", "ebno_db": "ebno", "snr_norm_db": "snr_norm"}
 
 
@@ -55,7 +57,12 @@ def _x_label(runs: list[RunData], x: str) -> str:
 
 def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool | None = None) -> plt.Figure:
     """One figure of ``metric`` against ``x`` with every (run, scheme, channel) as a curve."""
-    fig, ax = plt.subplots(figsize=(7, 4.8))
+    fig, ax = plt.subplots(figsize=(9.5, 5.2))
+    curves = [(run, key) for run in runs for key in run.df.groupby(["scheme", "channel"], sort=False).groups]
+    schemes = list(dict.fromkeys((id(run), k[0]) for run, k in curves))
+    channels = list(dict.fromkeys(k[1] for _, k in curves))
+    colour = {s: f"C{i % 10}" for i, s in enumerate(schemes)}  # one colour per scheme,
+    style = {c: (_MARKERS[i % len(_MARKERS)], _LINES[i % len(_LINES)]) for i, c in enumerate(channels)}  # per channel
     is_rate = f"{metric}_ci_low" in runs[0].df.columns or metric == "error_rate"
     log_y = is_rate if log_y is None else log_y
     lo, hi = ("ci_low", "ci_high") if metric == "error_rate" else (f"{metric}_ci_low", f"{metric}_ci_high")
@@ -72,25 +79,25 @@ def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool
             xs = g[x].to_numpy(float)
             if log_y:
                 y = np.where(y > 0, y, np.nan)  # zero errors cannot be drawn on a log axis
+            marker, ls = style[channel]
+            fmt = {"color": colour[(id(run), scheme)], "marker": marker, "ls": ls, "ms": 3.5, "lw": 1.2}
             if lo in g:
                 yerr = np.vstack([y - g[lo].to_numpy(float), g[hi].to_numpy(float) - y])
-                line = ax.errorbar(xs, y, yerr=np.clip(np.nan_to_num(yerr), 0, None), marker="o", ms=3,
-                                   capsize=2, label=label)[0]
+                ax.errorbar(xs, y, yerr=np.clip(np.nan_to_num(yerr), 0, None), capsize=2, label=label, **fmt)
             else:
-                (line,) = ax.plot(xs, y, marker="o", ms=3, label=label)
+                ax.plot(xs, y, label=label, **fmt)
             if f"{metric}_theory" in g and g[f"{metric}_theory"].notna().any():
-                ax.plot(xs, g[f"{metric}_theory"], ls="--", color=line.get_color(), lw=1,
-                        label=f"{label} (theory)")
+                ax.plot(xs, g[f"{metric}_theory"], ls=(0, (1, 1)), color="k", lw=1, label=f"{label} (theory)")
             if "shannon_esno_db" in g and g["shannon_esno_db"].notna().any():
                 shift = (g[x] - g["esno_db"]).iloc[0]
-                ax.axvline(g["shannon_esno_db"].iloc[0] + shift, ls=":", color=line.get_color(), lw=1,
+                ax.axvline(g["shannon_esno_db"].iloc[0] + shift, ls=":", color=fmt["color"], lw=1,
                            label=f"{label} (Shannon limit)")
     if log_y:
         ax.set_yscale("log")
     ax.set_xlabel(_x_label(runs, x))
     ax.set_ylabel(metric)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     return fig
 

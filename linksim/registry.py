@@ -44,7 +44,7 @@ class _Registries:
 
 
 _REG = _Registries()
-_BUILTIN_PACKAGES = ("linksim.channels", "linksim.schemes")
+_BUILTIN_PACKAGES = ("linksim.channels", "linksim.schemes", "linksim.data")
 
 
 def _first_line(obj: Any) -> str:

@@ -52,10 +52,14 @@ class RunOptions:
 
 @dataclass
 class RunSummary:
+    """``finished``: points simulated now; ``skipped``: reused from an earlier session;
+    ``remaining``: left for a later ``--resume``; ``cut``: not run because of ``stop_sweep_below``."""
+
     run_dir: RunDirectory
     finished: int
     skipped: int
     remaining: int
+    cut: int = 0
 
 
 def resolve_device(device: str) -> str:
@@ -175,50 +179,70 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
     run_dir.write_manifest(manifest)
 
     rows = run_dir.load_rows()
-    done = {(r["scheme"], r["channel"], float(r["snr_db"])) for r in rows}
+    finished = {(r["scheme"], r["channel"], float(r["snr_db"])): r for r in rows}
     units = work_units(scenario)
     order = [u.key for u in units]
-    todo = [u for u in units if u.key not in done]
-    if opts.max_units is not None:
-        todo = todo[: opts.max_units]
-
     context = SchemeContext(device=device, run_dir=run_dir.path, seed=scenario.seed)
     specs = {s.name: s for s in scenario.schemes}
     channels = {c.name: build_channel(c) for c in scenario.channels}
     schemes: dict[str, Scheme] = {}
+    swept_out: set[tuple[str, str]] = set()  # (scheme, channel) curves past their stop_sweep_below point
+    counts = {"run": 0, "reused": 0, "cut": 0, "left": 0}
     t_run = time.perf_counter()
-    for unit in todo:
-        if unit.scheme not in schemes:
-            schemes[unit.scheme] = build_scheme(specs[unit.scheme])
-            schemes[unit.scheme].prepare(context)
+    for unit in units:
+        curve = (unit.scheme, unit.channel)
         stop = scenario.stop_for(specs[unit.scheme])
-        seed = unit_seed(scenario.seed, unit)
-        bar = tqdm(total=stop.max_samples, desc=str(unit), unit="item", disable=not opts.progress, leave=False)
-
-        def progress(n: int, errors: float, bar=bar) -> None:
-            bar.update(n)
-            bar.set_postfix(errors=int(errors))
-
-        t0 = time.perf_counter()
-        row = run_unit(schemes[unit.scheme], channels[unit.channel], unit, scenario.snr, stop, seed, progress)
-        bar.close()
-        rows.append(row)
-        run_dir.write_rows(rows, order)
-        manifest["units"][f"{unit.scheme}|{unit.channel}|{unit.snr_db:g}"] = {
-            "seed": seed,
-            "wall_s": round(time.perf_counter() - t0, 3),
-            "samples": row["samples"],
-        }
-        session["wall_s"] = round(time.perf_counter() - t_run, 3)
-        run_dir.write_manifest(manifest)
+        if curve in swept_out:
+            counts["cut"] += 1
+            continue
+        row = finished.get(unit.key)
+        if row is not None:
+            counts["reused"] += 1
+        elif opts.max_units is not None and counts["run"] >= opts.max_units:
+            counts["left"] += 1
+            continue
+        else:
+            row = _run_one(scenario, specs, schemes, channels, context, unit, stop, opts.progress, manifest)
+            rows.append(row)
+            run_dir.write_rows(rows, order)
+            counts["run"] += 1
+            session["wall_s"] = round(time.perf_counter() - t_run, 3)
+            run_dir.write_manifest(manifest)
+        if stop.stop_sweep_below is not None and row["error_rate"] < stop.stop_sweep_below:
+            swept_out.add(curve)
 
     session["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     session["wall_s"] = round(time.perf_counter() - t_run, 3)
-    remaining = len(units) - len(done) - len(todo)
-    manifest["complete"] = remaining == 0
+    manifest["complete"] = counts["left"] == 0
+    manifest["points_cut_by_stop_sweep_below"] = counts["cut"]
     run_dir.write_manifest(manifest)
     if opts.plots and rows:
         from linksim.plots import plot_run
 
         plot_run(run_dir, scenario)
-    return RunSummary(run_dir, finished=len(todo), skipped=len(done), remaining=remaining)
+    return RunSummary(run_dir, finished=counts["run"], skipped=counts["reused"], remaining=counts["left"],
+                      cut=counts["cut"])
+
+
+def _run_one(scenario, specs, schemes, channels, context, unit: WorkUnit, stop, progress_bar: bool,
+             manifest: dict) -> dict:
+    """Build (once) and prepare the unit's scheme, simulate the unit, record its seed and wall time."""
+    if unit.scheme not in schemes:
+        schemes[unit.scheme] = build_scheme(specs[unit.scheme])
+        schemes[unit.scheme].prepare(context)
+    seed = unit_seed(scenario.seed, unit)
+    bar = tqdm(total=stop.max_samples, desc=str(unit), unit="item", disable=not progress_bar, leave=False)
+
+    def progress(n: int, errors: float) -> None:
+        bar.update(n)
+        bar.set_postfix(errors=int(errors))
+
+    t0 = time.perf_counter()
+    row = run_unit(schemes[unit.scheme], channels[unit.channel], unit, scenario.snr, stop, seed, progress)
+    bar.close()
+    manifest["units"][f"{unit.scheme}|{unit.channel}|{unit.snr_db:g}"] = {
+        "seed": seed,
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "samples": row["samples"],
+    }
+    return row

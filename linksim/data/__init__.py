@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from linksim.registry import register_dataset
+
 from .base import SPLITS, DataUnavailableError, ImageDataset, Split
 from .cache import ChecksumError, cache_dir
 from .cifar10 import load_cifar10
@@ -27,3 +29,6 @@ __all__ = [
 
 DATASETS: dict[str, Callable[..., ImageDataset]] = {"mnist": load_mnist, "cifar10": load_cifar10}
 """Dataset name -> loader called as ``loader(split, root=None, path=None)``."""
+
+for _name, _loader in DATASETS.items():
+    register_dataset(_name, _loader)

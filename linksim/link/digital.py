@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
 from sionna.phy.fec.interleaving import Deinterleaver, RandomInterleaver
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
-from sionna.phy.mapping import Constellation, Demapper, Mapper
+from sionna.phy.mapping import Constellation, Demapper, Mapper, SymbolDemapper, SymbolInds2Bits
 from torch import nn
 
 from linksim.channels.base import Channel
@@ -30,6 +30,9 @@ class DecoderParams(BaseModel):
 
 class DigitalLinkParams(BaseModel):
     """One modulation and coding scheme.
+
+    A coded link feeds APP (or max-log) LLRs to the BP decoder; an uncoded link decides each symbol
+    by maximum likelihood (nearest point), so its BER follows the classical closed forms.
 
     ``k``: bits per block entering the encoder (CRC included); ``n``: coded bits per block, or
     ``None`` for an uncoded link (then ``k`` bits are mapped directly). ``bits_per_symbol``: 1 for
@@ -110,6 +113,9 @@ class DigitalLink(nn.Module):
         const = Constellation(p.modulation, p.bits_per_symbol)
         self.mapper = Mapper(constellation=const)
         self.demapper = Demapper(p.demapping, constellation=const)
+        if p.n is None:  # uncoded: maximum-likelihood symbol decisions, as in the classical closed forms
+            self.detector = SymbolDemapper(constellation=const, hard_out=True)
+            self.index_to_bits = SymbolInds2Bits(p.bits_per_symbol)
         self.crc_encoder = CRCEncoder(p.crc) if p.crc else None
         self.crc_decoder = CRCDecoder(self.crc_encoder) if p.crc else None
         if p.n is not None:
@@ -137,10 +143,14 @@ class DigitalLink(nn.Module):
 
     def receive(self, y: torch.Tensor, no_eff: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Equalised symbols and their noise variance -> (bits_hat, block_ok)."""
-        llr = self.demapper(y, no_eff)
+        if self.decoder is None:
+            c_hat = self.index_to_bits(self.detector(y, no_eff)).flatten(-2)
+        else:
+            c_hat = self.demapper(y, no_eff)
         if self.deinterleaver is not None:
-            llr = self.deinterleaver(llr)
-        c_hat = (llr > 0).to(llr.dtype) if self.decoder is None else self.decoder(llr)
+            c_hat = self.deinterleaver(c_hat)
+        if self.decoder is not None:
+            c_hat = self.decoder(c_hat)
         if self.crc_decoder is None:
             return c_hat, None
         bits_hat, ok = self.crc_decoder(c_hat)

@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny scenario files written into the test's own temporary directory."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+SMALL_SCENARIO = """\
+name: tiny
+seed: 11
+device: cpu
+snr: {axis: ebno, values: [1.0, 3.0]}
+stop: {batch_size: 100, target_errors: 20, max_samples: 300}
+schemes:
+  - {name: ldpc, type: digital_link, params: {k: 64, n: 128, bits_per_symbol: 2}}
+  - {name: unc, type: digital_link, params: {k: 128, bits_per_symbol: 4}}
+channels: [awgn, rayleigh]
+profiles:
+  quick:
+    stop: {max_samples: 100}
+"""
+
+
+@pytest.fixture
+def write_scenario(tmp_path: Path):
+    """Write YAML text (dedented) to ``tmp_path/<name>.yaml`` and return its path."""
+
+    def write(text: str = SMALL_SCENARIO, name: str = "scenario") -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write

@@ -1,0 +1,46 @@
+"""The command line end to end on a tiny scenario: run, summary, plots from the CSV, list."""
+
+from linksim.cli import main
+from linksim.plots import load_run, plot_metric, rate_columns
+
+
+def test_run_writes_results_manifest_and_plots(write_scenario, tmp_path, capsys):
+    path = write_scenario()
+    assert main(["run", str(path), "--profile", "quick", "--out", str(tmp_path), "--run-id", "r", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "8 points run, 0 reused; complete" in out and "error_rate" in out
+    run = tmp_path / "tiny" / "r"
+    for name in ["results.csv", "manifest.json", "plots/bler_vs_snr_db.png", "plots/ber_vs_snr_db.pdf",
+                 "plots/error_rate_vs_snr_db.png"]:
+        assert (run / name).is_file(), name
+    data = load_run(run / "results.csv")
+    assert data.manifest["profile"] == "quick" and data.manifest["scenario"]["stop"]["max_samples"] == 100
+    assert data.manifest["sessions"][0]["versions"]["sionna-no-rt"].startswith("2.")
+    assert rate_columns(data.df) == ["error_rate", "bler", "ber"]
+    fig = plot_metric([data], "ber")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "unc | awgn (theory)" in labels and "ldpc | awgn (Shannon limit)" in labels
+    assert fig.axes[0].get_yscale() == "log" and fig.axes[0].get_xlabel() == "Eb/N0 [dB]"
+
+    assert main(["run", str(path), "--profile", "quick", "--out", str(tmp_path), "--run-id", "r", "--resume",
+                 "--quiet"]) == 0
+    assert "0 points run, 8 reused" in capsys.readouterr().out
+
+    assert main(["plot", str(run / "results.csv"), str(run / "results.csv"), "-m", "ber", "--out",
+                 str(tmp_path / "fig")]) == 0
+    assert (tmp_path / "fig" / "ber_vs_snr_db.png").is_file()
+
+
+def test_cuda_request_without_gpu_is_a_one_line_error(write_scenario, tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["run", str(write_scenario()), "--device", "cuda", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("linksim: error: device 'cuda'") and len(err.splitlines()) == 1
+
+
+def test_list_shows_registered_components(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "digital_link" in out and "tdl-a-ls" in out and "rayleigh" in out and "mnist" in out

@@ -1,0 +1,99 @@
+"""Scenario files: validation errors name the file and key, profiles and --set overrides apply."""
+
+import pytest
+
+from linksim.cli import main
+from linksim.config import ConfigError, apply_override, load_scenario
+
+BASE = """\
+name: t
+snr: {axis: ebno, values: [0, 1]}
+schemes:
+  - {name: a, type: digital_link, params: {k: 64, n: 128, bits_per_symbol: 2}}
+channels: [awgn]
+"""
+
+MALFORMED = [
+    # (what is wrong, replacement text, the key path that must be named, a word of the message)
+    ("unknown top-level key", BASE + "colour: red\n", "colour", "Extra inputs"),
+    ("unknown scheme type", BASE.replace("digital_link", "digtal_link"), "schemes[0].type", "digital_link"),
+    ("bad scheme param", BASE.replace("bits_per_symbol: 2", "bits_per_symbol: 3"), "schemes[0].params", "even"),
+    ("unknown scheme param", BASE.replace("k: 64,", "k: 64, kk: 1,"), "schemes[0].params.kk", "Extra inputs"),
+    ("negative batch", BASE + "stop: {batch_size: -5}\n", "stop.batch_size", "greater than 0"),
+    ("bad axis", BASE.replace("axis: ebno", "axis: ebn0"), "snr.axis", "'esno', 'ebno' or 'snr_norm'"),
+    ("snr range upside down", BASE.replace("values: [0, 1]", "start: 5, stop: 0, step: 1"), "snr", "below start"),
+    ("unknown channel preset", BASE.replace("[awgn]", "[awgm]"), "channels[0]", "valid dictionary"),
+    ("bad channel param", BASE.replace("[awgn]", "[{name: t, type: tdl, params: {model: Z}}]"),
+     "channels[0].params.model", "'A', 'B'"),
+    ("duplicate scheme names", BASE.replace("channels:", "  - {name: a, type: digital_link, params: {k: 64}}\nchannels:"),
+     "(top level)", "unique"),
+    ("missing schemes", "name: t\nsnr: {values: [0]}\nchannels: [awgn]\n", "schemes", "Field required"),
+    ("norm axis without reference", BASE.replace("axis: ebno", "axis: snr_norm"), "snr", "reference_channel_uses"),
+    ("LDPC k too large", BASE.replace("k: 64, n: 128", "k: 9000, n: 18000"), "schemes[0].params", "k <= 8448"),
+]
+
+
+@pytest.mark.parametrize(("what", "text", "key", "message"), MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_scenario_is_refused_naming_file_and_key(write_scenario, capsys, what, text, key, message):
+    path = write_scenario(text)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith(f"{path}: {key}:")]
+    assert lines, err
+    assert any(message in line for line in lines), err
+
+
+def test_yaml_syntax_error_names_the_line(write_scenario, capsys):
+    path = write_scenario("name: t\nsnr: {axis: ebno\n")
+    assert main(["validate", str(path)]) == 2
+    assert f"{path}: line" in capsys.readouterr().err
+
+
+def test_every_problem_is_reported_at_once(write_scenario):
+    path = write_scenario(BASE.replace("bits_per_symbol: 2", "bits_per_symbol: 3") + "colour: red\n")
+    with pytest.raises(ConfigError) as err:
+        load_scenario(path)
+    assert len(err.value.lines) == 2
+
+
+def test_profile_and_set_overrides(write_scenario):
+    path = write_scenario()
+    sc = load_scenario(path, profile="quick", overrides=["schemes.ldpc.params.k=32", "snr.values=[5]", "channel=tdl-a-ls"])
+    assert sc.stop.max_samples == 100 and sc.stop.batch_size == 100
+    assert sc.schemes[0].params["k"] == 32
+    assert sc.snr.points() == [5.0]
+    assert [(c.name, c.type, c.params) for c in sc.channels] == [("tdl-a-ls", "tdl", {"model": "A", "csi": "ls"})]
+
+
+def test_unknown_profile_and_bad_set_are_user_errors(write_scenario):
+    path = write_scenario()
+    with pytest.raises(ConfigError, match=r"profiles.slow: no such profile \(expected one of: quick\)"):
+        load_scenario(path, profile="slow")
+    with pytest.raises(ConfigError, match="no item named 'nope'"):
+        load_scenario(path, overrides=["schemes.nope.params.k=1"])
+    with pytest.raises(ConfigError, match="expected key.path=value"):
+        load_scenario(path, overrides=["seed"])
+
+
+def test_apply_override_parses_yaml_values_and_does_not_mutate():
+    data = {"schemes": [{"name": "a", "params": {"k": 1}}], "stop": {}}
+    out = apply_override(data, "schemes.0.params.k=2")
+    out = apply_override(out, "stop.max_time_s=1.5")
+    assert out["schemes"][0]["params"]["k"] == 2 and out["stop"]["max_time_s"] == 1.5
+    assert data["schemes"][0]["params"]["k"] == 1
+
+
+def test_snr_range_and_per_scheme_overrides(write_scenario):
+    sc = load_scenario(write_scenario(BASE.replace("values: [0, 1]", "start: -1, stop: 1, step: 0.5").replace(
+        "bits_per_symbol: 2}", "bits_per_symbol: 2}, stop: {max_samples: 7}, snr: {values: [9]}")))
+    assert sc.snr.points() == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    assert sc.snr_points(sc.schemes[0]) == [9.0]
+    assert sc.stop_for(sc.schemes[0]).max_samples == 7 and sc.stop.max_samples == 100_000
+
+
+def test_digest_ignores_outputs_but_not_physics(write_scenario):
+    path = write_scenario()
+    a = load_scenario(path)
+    assert a.digest() == load_scenario(path, overrides=["outputs.root=elsewhere"]).digest()
+    assert a.digest() != load_scenario(path, overrides=["seed=12"]).digest()

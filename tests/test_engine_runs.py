@@ -1,0 +1,119 @@
+"""Runs: per-unit seeds make points independent of splitting and order; kills lose nothing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SMALL_SCENARIO
+from linksim.cli import main
+from linksim.config import load_scenario
+from linksim.engine import WorkUnit, unit_seed
+from linksim.results import read_results
+from linksim.runner import RunOptions, run_scenario, work_units
+
+
+def _run(path, out, **kw):
+    return run_scenario(load_scenario(path, overrides=kw.pop("overrides", [])),
+                        RunOptions(out=str(out), plots=False, progress=False, scenario_file=str(path), **kw))
+
+
+def test_unit_seed_depends_only_on_the_unit():
+    u = WorkUnit("a", "awgn", 1.0)
+    assert unit_seed(3, u) == unit_seed(3, WorkUnit("a", "awgn", 1.0))
+    assert len({unit_seed(3, u), unit_seed(4, u), unit_seed(3, WorkUnit("a", "awgn", 1.5)),
+                unit_seed(3, WorkUnit("b", "awgn", 1.0))}) == 4
+
+
+def test_results_identical_whether_run_at_once_or_split_across_calls(write_scenario, tmp_path):
+    path = write_scenario()
+    whole = _run(path, tmp_path / "a", run_id="r")
+    assert whole.remaining == 0 and whole.finished == 8
+    for _ in range(3):  # the same scenario in chunks of 3 points, each call a fresh engine
+        part = _run(path, tmp_path / "b", run_id="r", resume=True, max_units=3)
+    assert part.remaining == 0 and part.finished == 2 and part.skipped == 6
+    assert (tmp_path / "a/tiny/r/results.csv").read_bytes() == (tmp_path / "b/tiny/r/results.csv").read_bytes()
+    manifest = json.loads((tmp_path / "b/tiny/r/manifest.json").read_text())
+    assert manifest["complete"] and len(manifest["sessions"]) == 3 and len(manifest["units"]) == 8
+
+
+def test_a_point_does_not_depend_on_which_other_points_ran(write_scenario, tmp_path):
+    path = write_scenario()
+    full = read_results(_run(path, tmp_path / "a", run_id="r").run_dir.csv)
+    alone = read_results(_run(path, tmp_path / "b", run_id="r",
+                              overrides=["snr.values=[3.0]", "channels=[rayleigh]"]).run_dir.csv)
+    ref = full[(full.channel == "rayleigh") & (full.snr_db == 3.0)].reset_index(drop=True)
+    assert len(alone) == 2 and alone.equals(ref[alone.columns])
+    assert ref.drop(columns=alone.columns).isna().all().all()  # only columns other channels added
+
+
+def test_resume_refuses_another_scenario_and_rerun_without_resume(write_scenario, tmp_path):
+    path = write_scenario()
+    _run(path, tmp_path, run_id="r", max_units=1)
+    with pytest.raises(RuntimeError, match="already exists; pass --resume"):
+        _run(path, tmp_path, run_id="r")
+    with pytest.raises(RuntimeError, match="different scenario"):
+        _run(path, tmp_path, run_id="r", resume=True, overrides=["seed=99"])
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(write_scenario, tmp_path):
+    # slow enough points (60 batches each) that the kill lands mid-run
+    path = write_scenario(SMALL_SCENARIO.replace("stop: {batch_size: 100, target_errors: 20, max_samples: 300}",
+                                                 "stop: {batch_size: 50, target_errors: 100000, max_samples: 3000}"))
+    straight = _run(path, tmp_path / "straight", run_id="r").run_dir.csv
+    out = tmp_path / "killed"
+    csv = out / "tiny/r/results.csv"
+    cmd = [sys.executable, "-m", "linksim.cli", "run", str(path), "--out", str(out), "--run-id", "r", "--quiet",
+           "--no-plots"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not csv.exists() or len(csv.read_text().splitlines()) < 3):
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)  # no chance to clean up
+    proc.wait()
+    rows_before = len(csv.read_text().splitlines()) - 1
+    assert 2 <= rows_before < 8, "the kill should land mid-run"
+    assert main(["run", str(path), "--out", str(out), "--run-id", "r", "--resume", "--quiet", "--no-plots"]) == 0
+    assert csv.read_bytes() == straight.read_bytes()
+
+
+def test_work_units_cover_every_scheme_channel_and_point(write_scenario):
+    sc = load_scenario(write_scenario())
+    units = work_units(sc)
+    assert len(units) == 2 * 2 * 2 and units[0] == WorkUnit("ldpc", "awgn", 1.0) and units[-1].scheme == "unc"
+
+
+def test_csv_has_tidy_columns_and_counters_add_up(write_scenario, tmp_path):
+    df = read_results(_run(write_scenario(), tmp_path, run_id="r").run_dir.csv)
+    for col in ["scheme", "channel", "snr_db", "snr_axis", "snr_norm_db", "channel_uses", "samples", "errors",
+                "error_rate", "ci_low", "ci_high", "ber", "bler", "ber_ci_low", "bler_ci_high", "esno_db", "ebno_db"]:
+        assert col in df.columns, col
+    assert (df.ci_low <= df.error_rate).all() and (df.error_rate <= df.ci_high).all()
+    ldpc = df[df.scheme == "ldpc"]
+    assert (ldpc.errors == ldpc.block_errors).all() and (ldpc.channel_uses == 64).all()
+    # Eb/N0 axis: Es/N0 = Eb/N0 + 10 log10(64 info bits / 64 channel uses) = Eb/N0
+    assert (ldpc.esno_db - ldpc.ebno_db).abs().max() < 1e-9
+    unc = df[df.scheme == "unc"]
+    assert (unc.errors == unc.bit_errors).all() and ((unc.esno_db - unc.ebno_db - 6.0206).abs() < 1e-3).all()
+    # stopping rule: either the error target was reached or the sample budget spent
+    assert ((df.errors >= 20) | (df.samples == 300)).all()
+
+
+def test_stop_sweep_below_cuts_a_curve_and_still_resumes_identically(write_scenario, tmp_path):
+    path = write_scenario()
+    sets = ["snr.values=[-1.0, 1.0, 3.0, 5.0]", "stop.stop_sweep_below=0.12"]
+    whole = _run(path, tmp_path / "a", run_id="r", overrides=sets)
+    df = read_results(whole.run_dir.csv)
+    assert whole.cut > 0 and len(df) == 16 - whole.cut
+    for (_, _), g in df.groupby(["scheme", "channel"]):
+        below = list(g.error_rate < 0.12)
+        assert below.count(True) <= 1 and (not any(below) or below[-1])  # a curve ends at its first point below
+    while (part := _run(path, tmp_path / "b", run_id="r", resume=True, max_units=2, overrides=sets)).remaining:
+        pass
+    assert part.cut == whole.cut
+    assert whole.run_dir.csv.read_bytes() == part.run_dir.csv.read_bytes()
