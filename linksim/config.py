@@ -181,28 +181,41 @@ class Scenario(_Strict):
     stop: StopRule = StopRule()
     schemes: list[SchemeSpec] = Field(..., min_length=1)
     channels: list[ChannelSpec] = Field(..., min_length=1)
+    train_channel: ChannelSpec = ChannelSpec(name="awgn", type="awgn")
+    scheme_defaults: dict[str, dict[str, Any]] = {}
     outputs: Outputs = Outputs()
     profiles: dict[str, dict[str, Any]] = {}
 
     @model_validator(mode="before")
     @classmethod
     def _expand_shorthands(cls, data: Any) -> Any:
+        """Channel presets named by a string; ``channel: X`` for a single channel;
+        ``scheme_defaults[type]`` merged under the ``params`` of every scheme of that type."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        defaults = data.get("scheme_defaults")
+        if isinstance(defaults, dict) and isinstance(data.get("schemes"), list):
+            data["schemes"] = [
+                {**s, "params": _deep_merge(defaults[s["type"]], s.get("params") or {})}
+                if isinstance(s, dict) and isinstance(defaults.get(s.get("type")), dict)
+                else s
+                for s in data["schemes"]
+            ]
         if "channel" in data:  # `--set channel=tdl-a`: one channel replaces the list
             data["channels"] = [data.pop("channel")]
+        presets = registry.channel_presets()
+
+        def expand(c: Any) -> Any:
+            return {"name": c, "type": presets[c][0], "params": presets[c][1]} if isinstance(c, str) and c in presets else c
+
         chans = data.get("channels")
         if isinstance(chans, str):
             chans = [chans]
         if isinstance(chans, list):
-            presets = registry.channel_presets()
-            data["channels"] = [
-                {"name": c, "type": presets[c][0], "params": presets[c][1]}
-                if isinstance(c, str) and c in presets
-                else c
-                for c in chans
-            ]
+            data["channels"] = [expand(c) for c in chans]
+        if "train_channel" in data:
+            data["train_channel"] = expand(data["train_channel"])
         return data
 
     @model_validator(mode="after")
@@ -311,21 +324,27 @@ def _check_components(source: str, data: dict) -> list[str]:
     """Validate each scheme's and channel's ``params`` (raw dicts) against its registered model."""
     problems = []
     data = Scenario._expand_shorthands(data)
-    for kind, table in (("schemes", registry.schemes()), ("channels", registry.channels())):
-        items = data.get(kind)
-        for i, spec in enumerate(items if isinstance(items, list) else []):
-            if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
-                continue  # the scenario model reports it
-            entry = table.get(spec["type"])
-            if entry is None:
-                known = ", ".join(sorted(table))
-                problems.append(f"{source}: {kind}[{i}].type: expected one of {known} (found {spec['type']!r})")
-                continue
-            try:
-                entry.params.model_validate(spec.get("params") or {})
-            except ValidationError as err:
-                problems += _errors(source, err, prefix=f"{kind}[{i}].params")
+    located = [(f"schemes[{i}]", s, registry.schemes()) for i, s in enumerate(_as_list(data.get("schemes")))]
+    located += [(f"channels[{i}]", c, registry.channels()) for i, c in enumerate(_as_list(data.get("channels")))]
+    if "train_channel" in data:
+        located.append(("train_channel", data["train_channel"], registry.channels()))
+    for where, spec, table in located:
+        if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+            continue  # the scenario model reports it
+        entry = table.get(spec["type"])
+        if entry is None:
+            known = ", ".join(sorted(table))
+            problems.append(f"{source}: {where}.type: expected one of {known} (found {spec['type']!r})")
+            continue
+        try:
+            entry.params.model_validate(spec.get("params") or {})
+        except ValidationError as err:
+            problems += _errors(source, err, prefix=f"{where}.params")
     return problems
+
+
+def _as_list(x: Any) -> list:
+    return x if isinstance(x, list) else []
 
 
 def _read_yaml(path: Path) -> dict:

@@ -55,7 +55,8 @@ def _with_intervals(counters: dict[str, float], scheme: Scheme, stop: StopRule) 
     for name, rate in scheme.rates.items():
         num, den = counters.get(rate.numerator, 0), counters.get(rate.denominator, 0)
         out[name] = num / den if den else math.nan
-        out[f"{name}_ci_low"], out[f"{name}_ci_high"] = binomial_interval(num, den, stop.confidence, stop.interval)
+        if rate.interval:
+            out[f"{name}_ci_low"], out[f"{name}_ci_high"] = binomial_interval(num, den, stop.confidence, stop.interval)
     return out
 
 
@@ -81,6 +82,7 @@ def run_unit(
     ref = grid.reference_complex_uses
     esno_db = esno_from_axis(unit.snr_db, grid.axis, budget, ref)
     seed_everything(seed)
+    scheme.reset()
     primary = scheme.rates[scheme.primary]
     counters: Counter = Counter()
     start = time.perf_counter()

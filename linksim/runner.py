@@ -80,7 +80,9 @@ def build_channel(spec: ChannelSpec) -> Channel:
 
 def build_scheme(spec: SchemeSpec) -> Scheme:
     entry = registry.schemes()[spec.type]
-    return entry.factory(entry.params.model_validate(spec.params))
+    scheme = entry.factory(entry.params.model_validate(spec.params))
+    scheme.name = spec.name
+    return scheme
 
 
 def work_units(scenario: Scenario) -> list[WorkUnit]:
@@ -182,7 +184,9 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
     finished = {(r["scheme"], r["channel"], float(r["snr_db"])): r for r in rows}
     units = work_units(scenario)
     order = [u.key for u in units]
-    context = SchemeContext(device=device, run_dir=run_dir.path, seed=scenario.seed)
+    context = SchemeContext(device=device, run_dir=run_dir.path, seed=scenario.seed, progress=opts.progress,
+                            train_channel=build_channel(scenario.train_channel),
+                            train_channel_spec=scenario.train_channel.model_dump(mode="json"))
     specs = {s.name: s for s in scenario.schemes}
     channels = {c.name: build_channel(c) for c in scenario.channels}
     schemes: dict[str, Scheme] = {}
@@ -228,8 +232,13 @@ def _run_one(scenario, specs, schemes, channels, context, unit: WorkUnit, stop, 
              manifest: dict) -> dict:
     """Build (once) and prepare the unit's scheme, simulate the unit, record its seed and wall time."""
     if unit.scheme not in schemes:
+        t0 = time.perf_counter()
         schemes[unit.scheme] = build_scheme(specs[unit.scheme])
         schemes[unit.scheme].prepare(context)
+        manifest.setdefault("schemes", {})[unit.scheme] = {
+            **schemes[unit.scheme].describe(),
+            "prepare_wall_s": round(time.perf_counter() - t0, 3),
+        }
     seed = unit_seed(scenario.seed, unit)
     bar = tqdm(total=stop.max_samples, desc=str(unit), unit="item", disable=not progress_bar, leave=False)
 

@@ -97,3 +97,11 @@ def test_digest_ignores_outputs_but_not_physics(write_scenario):
     a = load_scenario(path)
     assert a.digest() == load_scenario(path, overrides=["outputs.root=elsewhere"]).digest()
     assert a.digest() != load_scenario(path, overrides=["seed=12"]).digest()
+
+
+def test_scheme_defaults_apply_under_each_schemes_params(write_scenario):
+    text = BASE.replace("params: {k: 64, n: 128, bits_per_symbol: 2}}", "params: {n: 128}}\n  - {name: b, type: digital_link}")
+    text += "scheme_defaults:\n  digital_link: {k: 64, bits_per_symbol: 2}\n"
+    sc = load_scenario(write_scenario(text), overrides=["scheme_defaults.digital_link.k=32"])
+    assert sc.schemes[0].params == {"k": 32, "bits_per_symbol": 2, "n": 128}
+    assert sc.schemes[1].params == {"k": 32, "bits_per_symbol": 2}

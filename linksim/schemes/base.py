@@ -9,6 +9,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from linksim import registry
 from linksim.channels.base import Channel
 from linksim.snr import LinkBudget
 
@@ -17,10 +18,12 @@ __all__ = ["Scheme", "SchemeContext", "Rate"]
 
 @dataclass(frozen=True)
 class Rate:
-    """A rate reported with a confidence interval: ``counters[numerator] / counters[denominator]``."""
+    """A ratio of counters, ``counters[numerator] / counters[denominator]``, reported with a binomial
+    confidence interval when ``interval`` (an error probability) and as a plain mean otherwise."""
 
     numerator: str
     denominator: str
+    interval: bool = True
 
 
 @dataclass
@@ -31,15 +34,26 @@ class SchemeContext:
     :param run_dir: this run's directory (training logs go below it), or ``None``.
     :param cache_dir: where trained weights are cached across runs.
     :param train_channel: the channel learned schemes train through.
+    :param train_channel_spec: the scenario's training channel as resolved (part of weight-cache keys).
     :param seed: the scenario seed (training seeds derive from it).
+    :param progress: whether to report training progress on the terminal.
     """
 
     device: str = "cpu"
     run_dir: Path | None = None
     cache_dir: Path | None = None
     train_channel: Channel | None = None
+    train_channel_spec: dict = field(default_factory=dict)
     seed: int = 0
-    extras: dict = field(default_factory=dict)
+    progress: bool = True
+    _datasets: dict = field(default_factory=dict, repr=False)
+
+    def dataset(self, name: str, split: str, path: str | None = None):
+        """A registered dataset (:mod:`linksim.data`), loaded once per run and shared by schemes."""
+        key = (name, split, path)
+        if key not in self._datasets:
+            self._datasets[key] = registry.datasets()[name](split, path=path)
+        return self._datasets[key]
 
 
 class Scheme(nn.Module):
@@ -48,16 +62,26 @@ class Scheme(nn.Module):
     A subclass declares its counters' rates and primary rate, and implements :meth:`budget` and
     :meth:`simulate`. The engine knows nothing else about it.
 
-    :cvar rates: name -> :class:`Rate`; each becomes a CSV column with ``_ci_low``/``_ci_high``.
+    :cvar rates: name -> :class:`Rate`; each becomes a CSV column (with ``_ci_low``/``_ci_high``
+        when it is an error probability).
     :cvar primary: the rate reported as ``error_rate``; its numerator (``errors``) drives the
         ``target_errors`` stopping rule. ``samples`` always counts source items.
     """
 
     rates: ClassVar[dict[str, Rate]] = {}
     primary: ClassVar[str] = ""
+    name: str = ""  # the scenario's name for this instance (set by the runner)
 
     def prepare(self, context: SchemeContext) -> None:
         """Train or load what the scheme needs before evaluation (nothing by default)."""
+
+    def reset(self) -> None:
+        """Called at the start of every work unit, after seeding: rewind any evaluation state (a
+        cursor into a test set), so a unit's result never depends on the units before it."""
+
+    def describe(self) -> dict:
+        """Facts for the manifest (parameter counts, cache keys, ...); none by default."""
+        return {}
 
     def budget(self, channel: Channel) -> LinkBudget:
         """Complex channel uses (and information bits, if any) per source item on ``channel``."""

@@ -1,0 +1,129 @@
+"""The SINFONY scheme: channel glue, channel-use accounting, training, the weight cache."""
+
+import math
+
+import pytest
+import torch
+
+from linksim.channels import AWGNChannel
+from linksim.data import ImageDataset
+from linksim.schemes.base import SchemeContext
+from linksim.schemes.sinfony import SinfonyParams, SinfonyScheme, complex_to_real, real_to_complex
+from linksim.snr import snr_on_all_axes
+from linksim.train import TrainParams, train
+
+
+def _tiny_mnist(n: int, seed: int) -> ImageDataset:
+    """Two easily separable classes of 28x28 images: bright left half vs bright right half."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (n,), generator=g)
+    images = torch.randint(0, 60, (n, 1, 28, 28), generator=g, dtype=torch.uint8)
+    for i, y in enumerate(labels):
+        images[i, :, :, 14 * int(y) : 14 * int(y) + 14] += 150
+    return ImageDataset(images, labels, ("left", "right"), "tiny", "synthetic")
+
+
+class _Context(SchemeContext):
+    def dataset(self, name, split, path=None):
+        return _tiny_mnist(256 if split == "train" else 64, seed=0 if split == "train" else 1)
+
+
+@pytest.mark.parametrize("n", [1, 7, 14])
+def test_real_complex_packing_round_trips_and_keeps_unit_energy(n):
+    x = torch.randn(5, 4, n)
+    x = x / x.square().mean().sqrt()
+    z = real_to_complex(x)
+    assert z.shape == (5, 4 * math.ceil(n / 2)) and z.dtype == torch.complex64
+    assert torch.allclose(complex_to_real(z, 4, n), x, atol=1e-6)
+    padded = 4 * math.ceil(n / 2) * 2
+    assert z.abs().square().mean().item() == pytest.approx(4 * n / padded, rel=1e-5)
+
+
+def test_per_real_channel_use_snr_equals_es_over_n0():
+    torch.manual_seed(0)
+    x = torch.zeros(2000, 4, 14)
+    no = torch.tensor(0.25)  # Es/N0 = 6 dB -> sigma^2 = 1/SNR = 0.25 per real channel use
+    y, _ = AWGNChannel()(real_to_complex(x), no)
+    assert complex_to_real(y, 4, 14).var().item() == pytest.approx(0.25, rel=0.02)
+
+
+@pytest.mark.parametrize(("variant", "n_tx", "complex_uses", "shift_db"),
+                         [("txrx", 14, 28, -6.0206), ("txrx", 7, 14, -9.0309), ("perfect", None, 112, 0.0),
+                          ("central", None, 112, 0.0)])
+def test_channel_uses_and_rate_normalised_shift(variant, n_tx, complex_uses, shift_db):
+    scheme = SinfonyScheme(SinfonyParams(variant=variant, n_tx=n_tx))
+    budget = scheme.budget(AWGNChannel())
+    assert budget.channel_uses == pytest.approx(complex_uses) and budget.info_bits is None
+    axes = snr_on_all_axes(0.0, budget, reference_channel_uses=224 / 2)
+    assert axes["snr_norm_db"] == pytest.approx(shift_db, abs=1e-3)
+
+
+def test_params_are_checked():
+    with pytest.raises(ValueError, match="needs n_tx"):
+        SinfonyParams(variant="txrx")
+    with pytest.raises(ValueError, match="only apply to variant txrx"):
+        SinfonyParams(variant="perfect", n_tx=4)
+
+
+def test_training_lowers_the_loss_and_resumes_from_its_checkpoint(tmp_path):
+    data = _tiny_mnist(256, 0)
+    params = TrainParams(epochs=3, batch_size=32, lr=0.05, lr_milestones=[2], snr_db=None)
+
+    def run(epochs, checkpoint):
+        torch.manual_seed(3)
+        scheme = SinfonyScheme(SinfonyParams(variant="txrx", n_tx=4, n_rx=8))
+
+        def step(images, labels, rng):
+            logits = scheme.model(images)
+            return torch.nn.functional.cross_entropy(logits, labels), logits.argmax(-1) == labels
+
+        hist = train(scheme.model, step, data.images, data.labels, params.model_copy(update={"epochs": epochs}),
+                     seed=1, checkpoint=checkpoint)
+        return scheme.model, hist
+
+    straight, hist = run(3, None)
+    assert hist[-1]["loss"] < hist[0]["loss"] and [h["lr"] for h in hist] == pytest.approx([0.05, 0.05, 0.005])
+    ck = tmp_path / "ck.pt"
+    run(2, ck)  # "killed" after two epochs
+    resumed, hist2 = run(3, ck)
+    assert [h["loss"] for h in hist2] == pytest.approx([h["loss"] for h in hist])
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_trained_weights_are_cached_and_reused(tmp_path, monkeypatch):
+    ctx = _Context(cache_dir=tmp_path / "models", run_dir=tmp_path / "run", train_channel=AWGNChannel(),
+                   train_channel_spec={"name": "awgn", "type": "awgn", "params": {}}, progress=False)
+    params = SinfonyParams(variant="txrx", n_tx=4, n_rx=8, train=TrainParams(epochs=1, batch_size=64))
+    first = SinfonyScheme(params)
+    first.name = "txrx4"
+    first.prepare(ctx)
+    assert first.describe()["weights_reused"] is False
+    assert (tmp_path / "run" / "training" / "txrx4.csv").read_text().startswith("epoch,lr,loss,accuracy")
+
+    import linksim.schemes.sinfony as mod
+
+    monkeypatch.setattr(mod, "train", lambda *a, **k: pytest.fail("retrained instead of reusing the cache"))
+    second = SinfonyScheme(params)
+    second.prepare(ctx)
+    assert second.describe()["weights_reused"] is True
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
+        assert torch.equal(a, b)
+    # anything that changes the weights changes the key: a different training SNR range retrains
+    other = SinfonyScheme(params.model_copy(update={"train": TrainParams(epochs=1, snr_db=(0.0, 1.0))}))
+    with pytest.raises(pytest.fail.Exception, match="retrained"):
+        other.prepare(ctx)
+
+
+def test_awgn_variant_reuses_the_perfect_model_and_evaluates_over_the_channel(tmp_path):
+    ctx = _Context(cache_dir=tmp_path, train_channel=AWGNChannel(), progress=False)
+    perfect = SinfonyScheme(SinfonyParams(variant="perfect", train=TrainParams(epochs=1)))
+    perfect.prepare(ctx)
+    awgn = SinfonyScheme(SinfonyParams(variant="awgn", train=TrainParams(epochs=1)))
+    awgn.prepare(ctx)
+    assert awgn.describe()["weights"] == perfect.describe()["weights"] and awgn.describe()["weights_reused"]
+    with torch.no_grad():
+        clean = perfect.simulate(64, torch.tensor(10.0), AWGNChannel())
+        noisy = awgn.simulate(64, torch.tensor(1e3), AWGNChannel())  # -30 dB
+    assert clean["samples"] == noisy["samples"] == 64
+    assert noisy["loss_sum"] > clean["loss_sum"]
