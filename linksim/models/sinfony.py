@@ -6,16 +6,10 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..data.quadrants import split_quadrants
 from ..layers import AgentDense, Dense, PowerNormalization, PreActResNet
 
 __all__ = ["Sinfony"]
-
-
-def _split_grid(images: torch.Tensor, grid: int) -> torch.Tensor:
-    """``[B, C, H, W] -> [B, grid * grid, C, H / grid, W / grid]``, tiles in row-major order (TL, TR, BL, BR)."""
-    b, c, h, w = images.shape
-    tiles = images.reshape(b, c, grid, h // grid, grid, w // grid)
-    return tiles.permute(0, 2, 4, 1, 3, 5).reshape(b, grid * grid, c, h // grid, w // grid)
 
 
 class Sinfony(nn.Module):
@@ -112,7 +106,7 @@ class Sinfony(nn.Module):
                 f"expected images [batch, {self.in_channels}, {self.image_size}, {self.image_size}], "
                 f"got {list(images.shape)}"
             )
-        return self.feature_extractor(_split_grid(images, self.grid))
+        return self.feature_extractor(split_quadrants(images, self.grid))
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Transmit symbols ``x [batch, agents, n_tx]`` (real, unit average power) of ``images [batch, C, H, W]``."""
