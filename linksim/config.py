@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -136,9 +137,12 @@ class StopOverride(_Strict):
 
 
 class SchemeSpec(_Strict):
-    """A scheme: a unique ``name``, a registered ``type`` and that type's ``params``."""
+    """A scheme: a unique ``name``, a registered ``type`` and that type's ``params``; or ``baseline``,
+    the name of a preset in ``baselines/<name>.yaml`` (its ``type``, ``label`` and ``params``, which
+    the entry's own ``params`` override)."""
 
     name: str = Field(..., pattern=_NAME)
+    baseline: str | None = None
     type: str
     params: dict[str, Any] = {}
     label: str | None = None
@@ -364,6 +368,47 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
+def baseline_dirs(scenario_path: Path) -> list[Path]:
+    """Where ``baseline:`` presets are looked up: ``$LINKSIM_BASELINES``, then ``baselines/`` beside
+    the scenario's folder (the repository layout), then beside the scenario file."""
+    env = os.environ.get("LINKSIM_BASELINES")
+    here = scenario_path.resolve().parent
+    return ([Path(env)] if env else []) + [here.parent / "baselines", here / "baselines"]
+
+
+def _expand_baselines(source: str, data: dict, dirs: list[Path]) -> tuple[dict, list[str]]:
+    """Replace ``baseline: NAME`` in scheme entries by the preset's type, label and params."""
+    schemes = data.get("schemes")
+    if not isinstance(schemes, list):
+        return data, []
+    problems, out = [], []
+    for i, entry in enumerate(schemes):
+        name = entry.get("baseline") if isinstance(entry, dict) else None
+        if name is None:
+            out.append(entry)
+            continue
+        file = next((d / f"{name}.yaml" for d in dirs if (d / f"{name}.yaml").is_file()), None)
+        if file is None:
+            known = sorted({f.stem for d in dirs if d.is_dir() for f in d.glob("*.yaml")})
+            problems.append(f"{source}: schemes[{i}].baseline: expected one of {', '.join(known) or 'no presets'} "
+                            f"in {', '.join(map(str, dirs))} (found {name!r})")
+            out.append(entry)
+            continue
+        try:
+            preset = _read_yaml(file)
+        except ConfigError as err:
+            problems += err.lines
+            out.append(entry)
+            continue
+        unknown = set(preset) - {"type", "label", "params", "description"}
+        if unknown:
+            problems.append(f"{file}: {', '.join(sorted(unknown))}: expected only type, label, params, description")
+        merged = {"type": preset.get("type"), "label": preset.get("label"), **entry}
+        merged["params"] = _deep_merge(preset.get("params") or {}, entry.get("params") or {})
+        out.append(merged)
+    return {**data, "schemes": out}, problems
+
+
 def load_scenario(path: str | Path, profile: str | None = None, overrides: list[str] = ()) -> Scenario:
     """Read, merge the profile, apply ``--set`` overrides, validate.
 
@@ -383,7 +428,8 @@ def load_scenario(path: str | Path, profile: str | None = None, overrides: list[
             data = apply_override(data, assignment)
         except ValueError as err:
             raise ConfigError([f"{source}: {err}"]) from None
-    problems = _check_components(source, data)
+    data, problems = _expand_baselines(source, data, baseline_dirs(path))
+    problems += _check_components(source, data)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as err:

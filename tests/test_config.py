@@ -105,3 +105,21 @@ def test_scheme_defaults_apply_under_each_schemes_params(write_scenario):
     sc = load_scenario(write_scenario(text), overrides=["scheme_defaults.digital_link.k=32"])
     assert sc.schemes[0].params == {"k": 32, "bits_per_symbol": 2, "n": 128}
     assert sc.schemes[1].params == {"k": 32, "bits_per_symbol": 2}
+
+
+def test_baseline_presets_are_referenced_by_name(tmp_path):
+    (tmp_path / "baselines").mkdir()
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "baselines" / "ldpc-qpsk-half.yaml").write_text(
+        "type: digital_link\nlabel: LDPC 1/2 QPSK\nparams: {k: 64, n: 128, bits_per_symbol: 2}\n")
+    text = BASE.replace("{name: a, type: digital_link, params: {k: 64, n: 128, bits_per_symbol: 2}}",
+                        "{name: a, baseline: ldpc-qpsk-half, params: {k: 32}}")
+    path = tmp_path / "scenarios" / "s.yaml"
+    path.write_text(text)
+    sc = load_scenario(path)
+    spec = sc.schemes[0]
+    assert (spec.type, spec.label, spec.baseline) == ("digital_link", "LDPC 1/2 QPSK", "ldpc-qpsk-half")
+    assert spec.params == {"k": 32, "n": 128, "bits_per_symbol": 2}
+    path.write_text(text.replace("ldpc-qpsk-half", "ldpc-qpsk-halve"))
+    with pytest.raises(ConfigError, match=r"schemes\[0\].baseline: expected one of ldpc-qpsk-half .*'ldpc-qpsk-halve'"):
+        load_scenario(path)
