@@ -18,12 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from linksim.data.base import sample_indices
 from linksim.results import atomic_write_text
 
 __all__ = ["TrainParams", "EpochLog", "model_cache_dir", "cache_key", "train", "write_log", "load_or_train"]
 
 StepFn = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
-"""``step(images [B, C, H, W] float in [0, 1], labels [B] int64, rng) -> (loss scalar, correct [B] bool)``."""
+"""``step(images [B, C, H, W] float in [0, 1], labels [B] int64, rng) -> (loss scalar, correct [B] bool)``
+(with floating-point inputs, ``step`` gets them unscaled; ``labels`` may then be any per-example tensor)."""
 
 
 class TrainParams(BaseModel):
@@ -32,7 +34,7 @@ class TrainParams(BaseModel):
     ``lr`` is multiplied by ``lr_decay`` after each epoch listed in ``lr_milestones``.
     ``conv_l2`` adds ``conv_l2 * sum(w**2)`` over the conv kernels to the loss (Keras ``l2``).
     ``snr_db``: training Es/N0 range in dB, drawn uniformly per example; ``None`` trains noise-free.
-    ``subset``: train on the first ``subset`` training images only (quick profiles).
+    ``subset``: train on a fixed random sample of ``subset`` training images (quick profiles).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -89,7 +91,8 @@ def train(
 
     :param step: forward pass of one batch (see :data:`StepFn`); the loop adds the L2 term.
     :param images: [N, C, H, W] uint8 training images (on the model's device); scaled to [0, 1] here.
-    :param labels: [N] int64.
+        Floating-point inputs ``[N, ...]`` (e.g. feature elements) are passed to ``step`` as they are.
+    :param labels: [N] int64 (or any tensor with N rows; indexed like ``images``).
     :param seed: seeds the shuffling and whatever randomness ``step`` draws from its generator.
     :param conv_kernels: tensors the ``conv_l2`` penalty applies to.
     :param checkpoint: file for a per-epoch checkpoint: training killed mid-way resumes from the last
@@ -97,7 +100,8 @@ def train(
     :output: one log entry per epoch: ``epoch, lr, loss, accuracy, wall_s``.
     """
     if params.subset is not None:
-        images, labels = images[: params.subset], labels[: params.subset]
+        idx = sample_indices(len(labels), min(params.subset, len(labels))).to(images.device)
+        images, labels = images[idx], labels[idx]
     opt = _optimizer(model, params)
     history: list[EpochLog] = []
     rng = torch.Generator(device=images.device)
@@ -116,7 +120,8 @@ def train(
         t0, loss_sum, correct_sum = time.perf_counter(), 0.0, 0
         for start in range(0, n, params.batch_size):
             idx = order[start : start + params.batch_size]
-            loss, correct = step(images[idx].float() / 255.0, labels[idx], rng)
+            batch = images[idx]
+            loss, correct = step(batch if batch.is_floating_point() else batch.float() / 255.0, labels[idx], rng)
             if params.conv_l2 and conv_kernels:
                 loss = loss + params.conv_l2 * sum(w.square().sum() for w in conv_kernels)
             opt.zero_grad(set_to_none=True)

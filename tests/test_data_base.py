@@ -129,3 +129,16 @@ def test_data_unavailable_error_lists_sources_and_hint():
 def test_registry():
     assert DATASETS == {"mnist": data.load_mnist, "cifar10": data.load_cifar10}
     assert set(data.__all__) <= set(dir(data))
+
+
+def test_sample_draws_across_a_class_sorted_dataset():
+    import torch
+
+    from linksim.data.base import ImageDataset
+
+    labels = torch.arange(10).repeat_interleave(100)  # sorted by class, like an image folder
+    ds = ImageDataset(torch.zeros(1000, 1, 2, 2, dtype=torch.uint8), labels, tuple("abcdefghij"), "t", "s")
+    picked = ds.sample(200)
+    assert len(picked) == 200 and len(set(picked.labels.tolist())) == 10
+    assert torch.equal(picked.labels, ds.sample(200).labels)  # deterministic
+    assert set(ds.subset(200).labels.tolist()) == {0, 1}  # why subset() is not enough

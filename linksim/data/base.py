@@ -9,7 +9,7 @@ from typing import Literal
 
 import torch
 
-__all__ = ["SPLITS", "DataUnavailableError", "ImageDataset", "Split", "check_split"]
+__all__ = ["SPLITS", "DataUnavailableError", "ImageDataset", "Split", "check_split", "sample_indices"]
 
 Split = Literal["train", "test"]
 SPLITS: tuple[Split, ...] = ("train", "test")
@@ -65,6 +65,22 @@ class ImageDataset:
         if not 0 <= n <= len(self):
             raise ValueError(f"subset size {n} outside [0, {len(self)}] for {self.name}")
         return dataclasses.replace(self, images=self.images[:n], labels=self.labels[:n])
+
+    def sample(self, n: int, seed: int = 0) -> ImageDataset:
+        """``n`` images drawn without replacement by a seeded permutation, in their original order.
+
+        Unlike :meth:`subset`, safe on class-sorted data (an image folder lists class by class).
+        """
+        if not 0 <= n <= len(self):
+            raise ValueError(f"sample size {n} outside [0, {len(self)}] for {self.name}")
+        idx = sample_indices(len(self), n, seed)
+        return dataclasses.replace(self, images=self.images[idx], labels=self.labels[idx])
+
+
+def sample_indices(total: int, n: int, seed: int = 0) -> torch.Tensor:
+    """Sorted int64 indices of ``n`` of ``total`` items, drawn without replacement with ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(total, generator=g)[:n].sort().values
 
 
 class DataUnavailableError(RuntimeError):

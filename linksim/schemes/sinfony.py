@@ -35,7 +35,7 @@ class SinfonyParams(BaseModel):
       * ``txrx``: per-agent Tx (``n_tx`` real channel uses) and shared Rx (width ``n_rx``), trained
         through the channel.
     ``dataset_path``: a local copy (directory, zip, tarball) instead of the download/cache path.
-    ``eval_subset``: evaluate on the first ``eval_subset`` test images only (quick profiles).
+    ``eval_subset``: evaluate on a fixed random sample of ``eval_subset`` test images (quick profiles).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -177,7 +177,7 @@ class SinfonyScheme(Scheme):
         self.model.eval()
         test = context.dataset(p.dataset, "test", p.dataset_path)
         if p.eval_subset is not None:
-            test = test.subset(p.eval_subset)
+            test = test.sample(min(p.eval_subset, len(test)))
         self._test_images, self._test_labels = test.images.to(device), test.labels.to(device)
         self._facts.update({"weights": key, "weights_reused": reused, "dataset_source": test.source,
                             "test_images": len(test), "epochs": len(history)})
