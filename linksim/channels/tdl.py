@@ -103,7 +103,7 @@ class TDLChannel(Channel):
         no_g = no.repeat_interleave(grids) if no.dim() == 1 else no.expand(batch * grids)
         y, h = self.ofdm(x_rg, no_g)
         if self.estimator is None:
-            h_hat, err_var = h[:, :, :, :, :1], torch.zeros((), device=x.device)
+            h_hat, err_var = h, torch.zeros((), device=x.device)  # one stream per tx antenna
         else:
             h_hat, err_var = self.estimator(y, no_g)
         x_hat, no_eff = self.equalizer(y, h_hat, err_var, no_g)
