@@ -12,6 +12,10 @@ Two codecs:
   SOI, APP0/JFIF, DQT, SOF0, DHT, SOS, entropy-coded data and EOI. JPEG has no separate container;
   its headers (about 300 bytes for a 32x32 colour image, with optimised Huffman tables) are part of
   the format and a receiver needs them, so they count against the budget.
+  With ``headers="abbreviated"`` only an abbreviated image stream (ITU-T T.81 Annex B.4: SOI, SOF0,
+  SOS, entropy-coded data, EOI) plus one quality byte is charged: the receiver rebuilds the
+  quantisation tables from the quality (libjpeg's scaling of the Annex K tables) and uses the
+  standard Annex K Huffman tables (so ``optimize=False``); about 38 bytes of overhead.
 * :class:`HevcIntraCodec` -- HEVC-intra (x265) via pillow-heif, the codec inside BPG; not libbpg
   (libbpg is not packaged). pillow-heif writes a HEIF file (ISO-BMFF boxes); only the HEVC data
   plus a BPG-sized header is charged, not the HEIF container (several hundred bytes, which would be
@@ -144,12 +148,23 @@ class JpegCodec(ImageCodec):
 
     subsampling: Literal["4:2:0", "4:4:4"] = "4:2:0"
     optimize: bool = True
+    headers: Literal["full", "abbreviated"] = "full"
 
-    label = "JPEG (Pillow/libjpeg), whole JFIF file counted"
+    def __post_init__(self):
+        if self.headers == "abbreviated" and self.optimize:
+            raise ValueError("an abbreviated JPEG stream needs optimize=False (the receiver knows only the "
+                             "standard Huffman tables)")
+
+    @property
+    def label(self) -> str:
+        if self.headers == "abbreviated":
+            return "JPEG (Pillow/libjpeg), abbreviated stream + quality byte counted (standard tables)"
+        return "JPEG (Pillow/libjpeg), whole JFIF file counted"
 
     @property
     def name(self) -> str:  # type: ignore[override]
-        return "jpeg" if self.subsampling == "4:2:0" else "jpeg444"
+        base = "jpeg" if self.subsampling == "4:2:0" else "jpeg444"
+        return base if self.headers == "full" else base + "-abbr"
 
     @property
     def quality_range(self) -> tuple[int, int]:
@@ -170,6 +185,39 @@ class JpegCodec(ImageCodec):
     def decode(self, data: bytes) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as im:
             return np.asarray(im.convert("RGB"))
+
+    def counted_bits(self, data: bytes) -> int:
+        """The whole file, or (``headers="abbreviated"``) the abbreviated stream + 1 quality byte."""
+        if self.headers == "full":
+            return 8 * len(data)
+        return 8 * (1 + len(_jpeg_abbreviated(data)))
+
+    def wire_bytes(self, data: bytes) -> bytes:
+        """The file, or one quality byte (placeholder 0: the receiver here decodes from the full
+        file) followed by the abbreviated stream (the file without APP, COM, DQT and DHT segments)."""
+        if self.headers == "full":
+            return bytes(data)
+        return b"\x00" + _jpeg_abbreviated(data)
+
+
+def _jpeg_abbreviated(data: bytes) -> bytes:
+    """The JPEG file without its table (DQT, DHT) and application/comment (APPn, COM) segments."""
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG file (no SOI)")
+    out, off = [data[:2]], 2
+    while off + 4 <= len(data):
+        if data[off] != 0xFF:
+            raise ValueError(f"malformed JPEG: no marker at offset {off}")
+        marker = data[off + 1]
+        length = int.from_bytes(data[off + 2 : off + 4], "big")
+        segment = data[off : off + 2 + length]
+        if marker == 0xDA:  # SOS: header, then entropy-coded data up to and including EOI
+            out.append(data[off:])
+            return b"".join(out)
+        if not (marker in (0xDB, 0xC4, 0xFE) or 0xE0 <= marker <= 0xEF):
+            out.append(segment)
+        off += 2 + length
+    raise ValueError("malformed JPEG: no SOS segment")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,466 @@
+"""Scheme: the classical digital chain of SINFONY Fig. 7 (float16 features -> Huffman -> 5G LDPC -> BPSK/QAM).
+
+The source is what the SINFONY *perfect comm.* model transmits (its power-normalised Tx output,
+``[B, 4, 56]`` on MNIST), or, with ``source: pixels``, the raw 8-bit pixels of each image quadrant
+(the "Central - image transmission" variant). Per agent and per block of ``block_vectors`` test
+images (the agent's ``block_vectors`` feature vectors, 100 x 56 = 5,600 float16 values on MNIST):
+
+1. float32 -> float16 bit patterns (:func:`~linksim.link.huffman.float_to_symbols`); pixels are
+   their own 8-bit symbols;
+2. one Huffman code per agent over all 2^16 float16 patterns (2^8 pixel values), fitted on the
+   training set (:meth:`~linksim.link.huffman.HuffmanCode.from_counts`, pseudo-count
+   ``huffman_floor`` for unseen symbols, code length <= ``huffman_max_length``); the codebook is
+   known at the receiver and not charged; each block is encoded independently;
+3. the block's bitstream is cut into LDPC information words of ``k`` bits, the last one padded with
+   random bits; every codeword goes through :class:`~linksim.link.digital.DigitalLink` (5G LDPC
+   ``(k, n)``, optional interleaver, Gray BPSK = ``pam`` with 1 bit/symbol or QAM) and the scenario's
+   channel, an APP demapper with the true noise variance and BP decoding (hard output);
+4. the block's decoded bits are Huffman-decoded, the values go into the perfect-comm. receiver
+   (``model.decode``), or the reassembled images into the central classifier.
+
+**Failed codewords.** There is no CRC: a codeword the BP decoder gets wrong delivers its hard
+decisions as they are, and the receiver Huffman-decodes them like any other bits. Bit errors can
+desynchronise the prefix code: the block is then cut at ``block_vectors`` vectors (extra bits are
+ignored) or, when the bits run out first, completed per ``pad`` (``random``: symbols drawn i.i.d.
+from the code's distribution 2^-length; ``zero``: symbol 0, i.e. feature +0.0 or a black pixel).
+float16 patterns that are not finite (all-ones exponent) and -0 become 0.0
+(:func:`~linksim.link.huffman.symbols_to_float`). Blocks never affect each other.
+
+**Rate accounting** (spec seed003 section 2). Complex channel uses per image
+``= agents * values * b / (k/n) / bits_per_symbol``, with ``values`` per agent (56 features, or 196
+pixels on MNIST) and ``b`` the mean Huffman code length in bits per value **measured on the training
+symbols** the code was fitted on; LDPC padding and the codebook are not counted. BPSK spends one
+complex channel use per coded bit (only its real part carries energy): the rate-normalised SNR
+``Es/N0 + 10 log10(channel uses / 112)`` is then the paper's ``SNR + 10 log10(N_Tx,eff / N_Feat)``
+with its per-real-dimension SNR and real channel uses, because both compare energy per image
+(e.g. b = 11.86, R = 1/4, BPSK: +19.77 dB on Es/N0, i.e. the paper's +16.76 dB on an SNR that is
+3.01 dB above Es/N0). ``info_bits`` per image (for the Eb/N0 axis) is ``agents * values * b``.
+
+**Items and batches.** An item is one test image; the test set (all, or the ``eval_subset`` sample) is cut into
+``floor(N / block_vectors)`` blocks (the rest is not used) that are visited cyclically from the
+first one in every work unit. The batch the engine asks for is **rounded up to whole blocks** and
+``samples`` counts the images actually simulated, so use a ``stop.batch_size`` and ``max_samples``
+that are multiples of ``block_vectors`` to hit them exactly. One call uses one noise variance for
+all its codewords (a codeword carries parts of many images).
+
+The source coding does not depend on the SNR: the test blocks are encoded once in :meth:`prepare`
+and only the LDPC link runs per SNR point. The Huffman code is cached beside the model weights
+(``<key>.huffman.npz``; the key covers the feature model's weights key).
+
+**Counters:** ``samples`` (images), ``errors`` (misclassified), ``loss_sum`` (cross-entropy, nats),
+``bits``, ``bit_errors`` (information bits of the LDPC link, padding included), ``blocks``,
+``block_errors`` (codewords), ``source_blocks``, ``source_block_errors`` (Huffman blocks with any
+wrong symbol), ``source_se``, ``source_values`` (squared error of the decoded values: features, or
+pixels scaled to [0, 1], against the float16-rounded / exact values sent).
+**Rates:** ``error_rate`` (primary), ``loss``, ``ber``, ``bler``, ``source_bler``, ``source_mse``.
+
+CPU cost: BP decoding of one n = 15,360 codeword takes some 30-60 ms on this project's 2-core
+machines; the decoder runs in chunks of ``decoder_chunk`` codewords (auto: 65,536 coded bits per
+call on a CPU, where larger calls run slower; 2^23 on a GPU).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+
+from linksim.channels.base import Channel
+from linksim.data.base import sample_indices
+from linksim.data.quadrants import split_quadrants
+from linksim.link.digital import DecoderParams, DigitalLink, DigitalLinkParams
+from linksim.link.huffman import HuffmanCode, float_to_symbols, symbols_to_float
+from linksim.registry import register_scheme
+from linksim.schemes.base import Rate, Scheme, SchemeContext
+from linksim.schemes.sinfony import SinfonyParams, SinfonyScheme
+from linksim.snr import LinkBudget
+from linksim.train import TrainParams, cache_key, model_cache_dir
+
+__all__ = [
+    "SinfonyBaselineParams",
+    "SinfonyDigitalParams",
+    "SinfonyDigitalScheme",
+    "Transfer",
+    "digital_channel_uses",
+    "merge_quadrants",
+    "transmitted_features",
+    "training_images",
+    "decode_block",
+]
+
+GRID = 2  # SINFONY's 2 x 2 agents
+
+
+class SinfonyBaselineParams(BaseModel):
+    """What the Fig. 7 baselines share with ``sinfony``, so that one ``scheme_defaults`` entry serves
+    all of them: the dataset and the recipe of the SINFONY model they build on (the perfect-comm.
+    model; the central classifier for ``source: pixels``). With the same values as a scenario's
+    ``sinfony`` schemes they load the very same cached weights.
+
+    ``eval_subset``: evaluate on a seeded sample of ``eval_subset`` test images only, the images the
+    ``sinfony`` schemes use (quick profiles).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    dataset: Literal["mnist", "cifar10"] = "mnist"
+    dataset_path: str | None = None
+    power_norm: Literal["vector", "batch"] = "vector"
+    train: TrainParams = TrainParams()
+    eval_subset: PositiveInt | None = None
+
+    def reference_params(self, variant: Literal["perfect", "central"]) -> SinfonyParams:
+        """The :class:`~linksim.schemes.sinfony.SinfonyParams` of the underlying SINFONY model."""
+        return SinfonyParams(variant=variant, dataset=self.dataset, dataset_path=self.dataset_path,
+                             power_norm=self.power_norm, train=self.train, eval_subset=self.eval_subset)
+
+
+class SinfonyDigitalParams(SinfonyBaselineParams):
+    """The classical digital chain of SINFONY Fig. 7 (see the module docstring).
+
+    ``source``: ``features`` (the perfect-comm. model's transmitted features, float16) or ``pixels``
+    (8-bit quadrant pixels into the central classifier). ``block_vectors``: images (feature vectors
+    per agent) per Huffman block. ``k, n, modulation, bits_per_symbol, interleaver, decoder``: the
+    :class:`~linksim.link.digital.DigitalLinkParams` of the link (5G LDPC, APP demapping; BPSK is
+    ``modulation: pam, bits_per_symbol: 1``; ``interleaver: nr`` is the 38.212 row-column bit
+    interleaver of depth ``bits_per_symbol``). ``pad``: how a desynchronised block that runs out of
+    bits is completed. ``huffman_fit_images``: training images the Huffman code is fitted on, a seeded
+    sample as for ``train.subset`` (default: those the SINFONY model was trained on, ``train.subset``
+    or all). ``decoder_chunk``:
+    codewords per BP decoder call (``None``: automatic).
+    """
+
+    source: Literal["features", "pixels"] = "features"
+    block_vectors: PositiveInt = 100
+    k: int = 3840
+    n: int = 15360
+    modulation: Literal["qam", "pam"] = "pam"
+    bits_per_symbol: PositiveInt = 1
+    interleaver: Literal["none", "nr", "random"] = "none"
+    decoder: DecoderParams = DecoderParams()
+    pad: Literal["random", "zero"] = "random"
+    huffman_fit_images: PositiveInt | None = None
+    huffman_max_length: int = Field(24, ge=16, le=25)
+    huffman_floor: float = Field(0.5, gt=0)
+    decoder_chunk: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _link_is_valid(self):
+        try:
+            self.link_params()
+        except ValidationError as err:
+            raise ValueError(err.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        return self
+
+    def link_params(self) -> DigitalLinkParams:
+        return DigitalLinkParams(k=self.k, n=self.n, modulation=self.modulation, bits_per_symbol=self.bits_per_symbol,
+                                 interleaver=self.interleaver, decoder=self.decoder)
+
+
+def digital_channel_uses(agents: int, values: int, bits_per_value: float, k: int, n: int,
+                         bits_per_symbol: int) -> float:
+    """Complex channel uses per image of the digital chain: ``agents * values * bits_per_value`` Huffman
+    bits, at code rate ``k/n``, ``bits_per_symbol`` coded bits per complex symbol (padding not counted)."""
+    return agents * values * bits_per_value * n / k / bits_per_symbol
+
+
+@torch.no_grad()
+def transmitted_features(model: torch.nn.Module, images: torch.Tensor, device: torch.device | str,
+                         batch_size: int = 1000) -> torch.Tensor:
+    """What a SINFONY model transmits, ``[N, agents, n_tx]`` float32 on ``device``, for uint8 ``images [N, C, H, W]``
+    (evaluated in batches, eval mode)."""
+    model.eval()
+    out = [model.encode(images[i : i + batch_size].to(device).float() / 255.0)
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def training_images(images: torch.Tensor, n: int | None) -> torch.Tensor:
+    """The ``n`` training images a model with ``TrainParams.subset = n`` was trained on (the same seeded sample
+    as :func:`~linksim.train.train`), or all of them for ``None``."""
+    if n is None or n >= len(images):
+        return images
+    return images[sample_indices(len(images), n)]
+
+
+def merge_quadrants(tiles: torch.Tensor, grid: int = GRID) -> torch.Tensor:
+    """Inverse of :func:`~linksim.data.quadrants.split_quadrants`: ``[B, grid*grid, C, h, w] -> [B, C, grid*h, grid*w]``."""
+    b, _, c, h, w = tiles.shape
+    return tiles.reshape(b, grid, grid, c, h, w).permute(0, 3, 1, 4, 2, 5).reshape(b, c, grid * h, grid * w)
+
+
+def decode_block(code: HuffmanCode, bits: np.ndarray, num_symbols: int, pad: Literal["random", "zero"],
+                 rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """Huffman-decode one received block (the hard bits of its codewords, padding included) into exactly
+    ``num_symbols`` symbols, per the failure policy of the module docstring; also says whether the block
+    ran out of bits (desynchronised and completed per ``pad``)."""
+    symbols, decoded = code.decode(bits, num_symbols, pad=pad, rng=rng)
+    return symbols, decoded < num_symbols
+
+
+@dataclass
+class Transfer:
+    """What one call of :meth:`SinfonyDigitalScheme.transfer` moved: ``images`` (indices into the test
+    set, [B]), ``sent`` and ``received`` (the values, [B, agents, values], float32: features after
+    float16 rounding, or pixels in [0, 1]), ``received_symbols`` (uint, same shape) and the link counters."""
+
+    images: np.ndarray
+    sent: np.ndarray
+    received: np.ndarray
+    received_symbols: np.ndarray
+    counters: dict[str, float]
+
+
+@register_scheme("sinfony_digital", SinfonyDigitalParams)
+class SinfonyDigitalScheme(Scheme):
+    """SINFONY Fig. 7 classic digital baseline: Huffman + 5G LDPC + BPSK/QAM; an item is one test image.
+
+    See the module docstring for the chain, the failure policy and the rate accounting.
+    """
+
+    rates = {
+        "error_rate": Rate("errors", "samples"),
+        "loss": Rate("loss_sum", "samples", interval=False),
+        "ber": Rate("bit_errors", "bits"),
+        "bler": Rate("block_errors", "blocks"),
+        "source_bler": Rate("source_block_errors", "source_blocks"),
+        "source_mse": Rate("source_se", "source_values", interval=False),
+    }
+    primary = "error_rate"
+
+    def __init__(self, params: SinfonyDigitalParams):
+        super().__init__()
+        self.params = p = params
+        self.link = DigitalLink(p.link_params())
+        self.reference = SinfonyScheme(p.reference_params("perfect" if p.source == "features" else "central"))
+        self.agents = GRID * GRID
+        self._bits_per_value: float | None = None
+        self._facts: dict = {}
+        self._cursor = 0
+
+    # ------------------------------------------------------------------ source symbols and the Huffman code
+    @property
+    def alphabet_size(self) -> int:
+        return 1 << 16 if self.params.source == "features" else 1 << 8
+
+    def _symbols(self, images: torch.Tensor, device: torch.device) -> np.ndarray:
+        """Source symbols ``[N, agents, values]`` (uint16 float16 patterns, or uint8 pixels) of uint8 images."""
+        if self.params.source == "features":
+            return float_to_symbols(transmitted_features(self.reference.model, images, device).cpu().numpy())
+        return split_quadrants(images, GRID).reshape(len(images), self.agents, -1).cpu().numpy()
+
+    def symbol_values(self, symbols: np.ndarray) -> np.ndarray:
+        """Symbols -> the float32 values they stand for (features; pixels in [0, 1])."""
+        if self.params.source == "features":
+            return symbols_to_float(symbols)
+        return symbols.astype(np.float32) / 255.0
+
+    def _fit_codes(self, description: dict, symbols, cache: Path) -> tuple[list[HuffmanCode], float, str, bool]:
+        """Per-agent Huffman codes fitted on training symbols (a callable giving ``[N, agents, values]``),
+        cached as ``<key>.huffman.npz``; also the mean code length on those symbols (bits per value)."""
+        key = cache_key(description)
+        path = cache / f"{key}.huffman.npz"
+        if path.is_file():
+            with np.load(path) as data:
+                return [HuffmanCode(row.astype(np.int64)) for row in data["lengths"]], float(data["bits"]), key, True
+        train_symbols = symbols()
+        codes, total = [], 0.0
+        for a in range(self.agents):
+            counts = np.bincount(train_symbols[:, a].ravel(), minlength=self.alphabet_size)
+            code = HuffmanCode.from_counts(counts, floor=self.params.huffman_floor,
+                                           max_length=self.params.huffman_max_length)
+            codes.append(code)
+            total += float(np.dot(counts, code.lengths.astype(np.int64)))
+        bits = total / train_symbols.size
+        cache.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.savez(buf, lengths=np.stack([c.lengths for c in codes]), bits=np.float64(bits))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(buf.getvalue())
+        os.replace(tmp, path)
+        return codes, bits, key, False
+
+    # ------------------------------------------------------------------ preparation
+    def prepare(self, context: SchemeContext) -> None:
+        p = self.params
+        device = torch.device(context.device)
+        if not self.reference.name:
+            self.reference.name = f"{self.name or 'sinfony_digital'}.{self.reference.params.variant}"
+        self.reference.prepare(context)
+        self.reference.model.eval()
+        ref = self.reference.describe()
+
+        train_set = context.dataset(p.dataset, "train", p.dataset_path)
+        fit_images = min(p.huffman_fit_images or p.train.subset or len(train_set), len(train_set))
+        description = {
+            "scheme": "sinfony_digital/huffman/2",  # /2: fitted on the seeded sample of train.subset
+            "source": p.source,
+            "dataset": p.dataset,
+            "dataset_path": p.dataset_path,
+            "model": ref["weights"] if p.source == "features" else None,
+            "fit_images": fit_images,
+            "max_length": p.huffman_max_length,
+            "floor": p.huffman_floor,
+        }
+        self.codes, self._bits_per_value, huffman_key, huffman_reused = self._fit_codes(
+            description, lambda: self._symbols(training_images(train_set.images, fit_images), device),
+            context.cache_dir or model_cache_dir())
+
+        test = context.dataset(p.dataset, "test", p.dataset_path)
+        if p.eval_subset is not None:  # the same images as the sinfony schemes
+            test = test.sample(min(p.eval_subset, len(test)))
+        bv = p.block_vectors
+        self._num_blocks = len(test) // bv
+        if self._num_blocks == 0:
+            raise ValueError(f"sinfony_digital: {len(test)} test images make no block of block_vectors={bv}")
+        n_test = self._num_blocks * bv
+        self._sent = self._symbols(test.images[:n_test], device)  # [N, agents, values]
+        self._labels = test.labels[:n_test].to(device)
+        self._image_shape = tuple(test.images.shape[1:])
+        self.values = self._sent.shape[-1]
+        self._block_len = bv * self.values
+
+        # encode every test block once: per agent, the padded information words and where each block's start
+        k = p.k
+        rng = np.random.default_rng(context.seed)
+        self._words, self._offsets = [], []
+        payload = pad_bits = 0
+        for a, code in enumerate(self.codes):
+            bits, block_bits = code.encode_blocks(self._sent[:, a].reshape(self._num_blocks, self._block_len))
+            counts = -(-block_bits // k)
+            words = np.empty((int(counts.sum()), k), np.uint8)
+            offsets = np.concatenate([[0], np.cumsum(counts)])
+            ends = np.cumsum(block_bits)
+            for b in range(self._num_blocks):
+                flat = words[offsets[b] : offsets[b + 1]].reshape(-1)
+                flat[: block_bits[b]] = bits[ends[b] - block_bits[b] : ends[b]]
+                flat[block_bits[b] :] = rng.integers(0, 2, flat.size - block_bits[b], dtype=np.uint8)
+            self._words.append(words)
+            self._offsets.append(offsets)
+            payload += int(block_bits.sum())
+            pad_bits += words.size - int(block_bits.sum())
+
+        self._facts = {
+            "reference_model": self.reference.params.variant,
+            "reference_parameters": ref["parameters"],
+            "weights": ref["weights"],
+            "weights_reused": ref["weights_reused"],
+            "dataset_source": ref.get("dataset_source"),
+            "huffman": huffman_key,
+            "huffman_reused": huffman_reused,
+            "huffman_fit_images": fit_images,
+            "huffman_bits_per_value": round(self._bits_per_value, 4),
+            "huffman_gain": round((16 if p.source == "features" else 8) / self._bits_per_value, 4),
+            "huffman_bits_per_value_test": round(payload / self._sent.size, 4),
+            "codewords_per_image": round(sum(len(w) for w in self._words) / n_test, 4),
+            "padding_fraction": round(pad_bits / (payload + pad_bits), 5),
+            "channel_uses_awgn": round(self._channel_symbols(), 3),
+            "test_images": n_test,
+            "blocks": self._num_blocks,
+        }
+
+    def describe(self) -> dict:
+        return self._facts
+
+    # ------------------------------------------------------------------ accounting
+    def _channel_symbols(self) -> float:
+        p = self.params
+        return digital_channel_uses(self.agents, self.values, self._bits_per_value, p.k, p.n, p.bits_per_symbol)
+
+    def budget(self, channel: Channel) -> LinkBudget:
+        if self._bits_per_value is None:
+            raise RuntimeError("sinfony_digital: call prepare() first (the channel uses depend on the Huffman code)")
+        return LinkBudget(channel.channel_uses(self._channel_symbols()),
+                          self.agents * self.values * self._bits_per_value)
+
+    # ------------------------------------------------------------------ evaluation
+    def reset(self) -> None:
+        self._cursor = 0
+
+    def _chunk(self, device: torch.device) -> int:
+        if self.params.decoder_chunk is not None:
+            return self.params.decoder_chunk
+        return max(1, (1 << 23 if device.type == "cuda" else 1 << 16) // self.params.n)
+
+    def _link(self, bits: torch.Tensor, no: torch.Tensor, channel: Channel) -> torch.Tensor:
+        """Information words ``[C, k]`` through encoder, mapper, channel, demapper and BP decoder, in chunks."""
+        chunk = self._chunk(bits.device)
+        out = []
+        for i in range(0, len(bits), chunk):
+            part = bits[i : i + chunk]
+            y, no_eff = channel(self.link.transmit(part), no.expand(len(part)))
+            out.append(self.link.receive(y, no_eff)[0])
+        return torch.cat(out)
+
+    def transfer(self, blocks: np.ndarray, no: torch.Tensor, channel: Channel) -> Transfer:
+        """Send the test blocks ``blocks`` (indices, [nb]) of all agents through the link at noise variance
+        ``no`` ([] or one value repeated) and decode them; the engine-independent core of :meth:`simulate`."""
+        p = self.params
+        no = torch.as_tensor(no, dtype=torch.float32, device=self._labels.device)
+        if no.dim():
+            if not bool((no == no.reshape(-1)[0]).all()):
+                raise ValueError("sinfony_digital needs one noise variance per call (a codeword carries parts of "
+                                 "many images)")
+            no = no.reshape(-1)[0]
+        # (agent, position in the batch, first word, end word); a block may repeat when the batch wraps
+        spans = [(a, i, int(self._offsets[a][b]), int(self._offsets[a][b + 1]))
+                 for a in range(self.agents) for i, b in enumerate(blocks)]
+        words = np.concatenate([self._words[a][s:e] for a, _, s, e in spans])
+        bits = torch.from_numpy(words).to(device=no.device, dtype=torch.float32)
+        words_hat = self._link(bits, no, channel).to(torch.uint8).cpu().numpy()
+        wrong = words_hat != words
+        word_wrong = wrong.any(axis=1)
+
+        bv, nb = p.block_vectors, len(blocks)
+        images = (np.asarray(blocks)[:, None] * bv + np.arange(bv)).reshape(-1)
+        sent = self._sent[images]
+        received = np.empty_like(sent)
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
+        row, desync = 0, 0
+        for a, i, s, e in spans:
+            symbols, ran_out = decode_block(self.codes[a], words_hat[row : row + e - s].reshape(-1), self._block_len,
+                                            p.pad, rng)
+            row += e - s
+            desync += ran_out
+            received[i * bv : (i + 1) * bv, a] = symbols.reshape(bv, self.values)
+        source_errors = int((received != sent).reshape(nb, bv, self.agents, self.values).any(axis=(1, 3)).sum())
+        sent_values, received_values = self.symbol_values(sent), self.symbol_values(received)
+        counters = {
+            "bits": int(words.size),
+            "bit_errors": int(wrong.sum()),
+            "blocks": int(len(words)),
+            "block_errors": int(word_wrong.sum()),
+            "source_blocks": nb * self.agents,
+            "source_block_errors": source_errors,
+            "source_desync": int(desync),
+            "source_se": float(np.square(received_values.astype(np.float64) - sent_values).sum()),
+            "source_values": int(sent.size),
+        }
+        return Transfer(images, sent_values, received_values, received, counters)
+
+    def simulate(self, batch_size: int, no: torch.Tensor, channel: Channel) -> dict[str, float]:
+        nb = -(-batch_size // self.params.block_vectors)
+        blocks = (self._cursor + np.arange(nb)) % self._num_blocks
+        self._cursor = (self._cursor + nb) % self._num_blocks
+        t = self.transfer(blocks, no, channel)
+        device = self._labels.device
+        labels = self._labels[torch.from_numpy(t.images).to(device)]
+        received = torch.from_numpy(t.received).to(device)
+        if self.params.source == "features":
+            logits = self.reference.model.decode(received)
+        else:
+            c, h, w = self._image_shape
+            tiles = received.reshape(len(labels), self.agents, c, h // GRID, w // GRID)
+            logits = self.reference.model(merge_quadrants(tiles))
+        return {
+            "samples": len(labels),
+            "errors": int((logits.argmax(-1) != labels).sum()),
+            "loss_sum": float(F.cross_entropy(logits, labels, reduction="sum")),
+            **t.counters,
+        }
