@@ -116,4 +116,5 @@ def run_unit(
         **{k: v for k, v in sorted(counters.items()) if k != "samples"},
         **scheme.theory(channel, esno_db),
     }
+    row.update(scheme.summarize(row))
     return row

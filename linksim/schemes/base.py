@@ -99,3 +99,8 @@ class Scheme(nn.Module):
     def theory(self, channel: Channel, esno_db: float) -> dict[str, float]:
         """Closed-form references at this point, as extra CSV columns (none by default)."""
         return {}
+
+    def summarize(self, row: dict) -> dict:
+        """Columns derived from a finished point's row (counters, rates, intervals), such as the best
+        of several configurations; they may restate the primary columns. None by default."""
+        return {}
