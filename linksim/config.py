@@ -246,12 +246,22 @@ class Scenario(_Strict):
 # ---------------------------------------------------------------- loading
 
 
+def _named(items: Any) -> bool:
+    return isinstance(items, list) and all(isinstance(i, dict) and "name" in i for i in items)
+
+
 def _deep_merge(base: Any, over: Any) -> Any:
+    """``over`` merged into ``base``: mappings key by key; lists of named items (schemes, channels
+    given as mappings) item by item by ``name``, new names appended; anything else replaced."""
     if isinstance(base, dict) and isinstance(over, dict):
         out = dict(base)
         for k, v in over.items():
             out[k] = _deep_merge(base[k], v) if k in base else copy.deepcopy(v)
         return out
+    if _named(base) and _named(over):
+        patches = {i["name"]: i for i in over}
+        out = [_deep_merge(i, patches.pop(i["name"])) if i["name"] in patches else copy.deepcopy(i) for i in base]
+        return out + [copy.deepcopy(i) for i in over if i["name"] in patches]
     return copy.deepcopy(over)
 
 

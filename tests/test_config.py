@@ -123,3 +123,10 @@ def test_baseline_presets_are_referenced_by_name(tmp_path):
     path.write_text(text.replace("ldpc-qpsk-half", "ldpc-qpsk-halve"))
     with pytest.raises(ConfigError, match=r"schemes\[0\].baseline: expected one of ldpc-qpsk-half .*'ldpc-qpsk-halve'"):
         load_scenario(path)
+
+
+def test_profiles_patch_named_list_items(write_scenario):
+    text = BASE + "profiles:\n  quick:\n    schemes: [{name: a, params: {k: 32}}, {name: z, type: digital_link, params: {k: 8}}]\n"
+    sc = load_scenario(write_scenario(text), profile="quick")
+    assert [s.name for s in sc.schemes] == ["a", "z"]
+    assert sc.schemes[0].params == {"k": 32, "n": 128, "bits_per_symbol": 2} and sc.schemes[0].type == "digital_link"
