@@ -71,13 +71,13 @@ def test_killed_and_resumed_run_equals_uninterrupted(write_scenario, tmp_path):
     cmd = [sys.executable, "-m", "linksim.cli", "run", str(path), "--out", str(out), "--run-id", "r", "--quiet",
            "--no-plots"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and (not csv.exists() or len(csv.read_text().splitlines()) < 3):
+    deadline = time.time() + 600  # generous: a loaded CI machine imports torch and Sionna slowly
+    while time.time() < deadline and (not csv.exists() or len(csv.read_text().splitlines()) < 2):
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)  # no chance to clean up
     proc.wait()
     rows_before = len(csv.read_text().splitlines()) - 1
-    assert 2 <= rows_before < 8, "the kill should land mid-run"
+    assert 1 <= rows_before < 8, f"the kill should land mid-run, found {rows_before} rows"
     assert main(["run", str(path), "--out", str(out), "--run-id", "r", "--resume", "--quiet", "--no-plots"]) == 0
     assert csv.read_bytes() == straight.read_bytes()
 
