@@ -238,8 +238,10 @@ class Scenario(_Strict):
         return (scheme.snr or self.snr).points()
 
     def digest(self) -> str:
-        """Hash of everything that determines the results (profiles, outputs and ``max_time_s`` excluded)."""
-        d = self.model_dump(mode="json", exclude={"profiles", "outputs", "description"})
+        """Hash of everything that determines the results (descriptions, labels, outputs and profiles
+        excluded: they change no number)."""
+        d = self.model_dump(mode="json", exclude={
+            "profiles": True, "outputs": True, "description": True, "schemes": {"__all__": {"label"}}})
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -4,6 +4,7 @@ scheme x channel, confidence intervals as error bars, theory overlays where the 
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -73,7 +74,7 @@ def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool
             y = g[metric].to_numpy(float)
             if np.all(np.isnan(y)):
                 continue
-            label = f"{run.labels.get(scheme, scheme)} | {channel}"
+            label = textwrap.shorten(f"{run.labels.get(scheme, scheme)} | {channel}", 70, placeholder="...")
             if len(runs) > 1:
                 label = f"{run.name}: {label}"
             xs = g[x].to_numpy(float)

@@ -96,6 +96,7 @@ def test_digest_ignores_outputs_but_not_physics(write_scenario):
     path = write_scenario()
     a = load_scenario(path)
     assert a.digest() == load_scenario(path, overrides=["outputs.root=elsewhere"]).digest()
+    assert a.digest() == load_scenario(path, overrides=["schemes.ldpc.label=LDPC 1/2"]).digest()
     assert a.digest() != load_scenario(path, overrides=["seed=12"]).digest()
 
 
