@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from linksim.data import ImageDataset
+from linksim.schemes.base import SchemeContext
+
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 SMALL_SCENARIO = """\
@@ -36,3 +39,23 @@ def write_scenario(tmp_path: Path):
         return path
 
     return write
+
+
+def tiny_mnist(n: int, seed: int) -> ImageDataset:
+    """Two easily separable classes of 28x28 images: bright left half vs bright right half."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (n,), generator=g)
+    images = torch.randint(0, 60, (n, 1, 28, 28), generator=g, dtype=torch.uint8)
+    for i, y in enumerate(labels):
+        images[i, :, :, 14 * int(y) : 14 * int(y) + 14] += 150
+    return ImageDataset(images, labels, ("left", "right"), "tiny", "synthetic")
+
+
+class TinyContext(SchemeContext):
+    """A scheme context whose datasets are :func:`tiny_mnist` (``train_size`` / ``test_size`` images)."""
+
+    train_size = 256
+    test_size = 64
+
+    def dataset(self, name, split, path=None):
+        return tiny_mnist(self.train_size if split == "train" else self.test_size, seed=0 if split == "train" else 1)

@@ -6,15 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TinyContext, tiny_mnist
 
 from linksim.channels import AWGNChannel
 from linksim.channels.base import Channel
 from linksim.config import load_scenario
-from linksim.data import ImageDataset
 from linksim.data.quadrants import split_quadrants
-from linksim.link.huffman import HuffmanCode, float_to_symbols
+from linksim.link.huffman import float_to_symbols
 from linksim.models import AnalogFeatureAE
-from linksim.schemes.base import SchemeContext
 from linksim.schemes.sinfony_analog_ae import SinfonyAnalogAEParams, SinfonyAnalogAEScheme
 from linksim.schemes.sinfony_digital import (
     SinfonyDigitalParams,
@@ -32,19 +31,8 @@ TINY = {"train": TrainParams(epochs=1, batch_size=64)}
 LINK = {"k": 64, "n": 128, "block_vectors": 4}
 
 
-def _tiny_mnist(n: int, seed: int) -> ImageDataset:
-    """Two easily separable classes of 28x28 images: bright left half vs bright right half."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, 2, (n,), generator=g)
-    images = torch.randint(0, 60, (n, 1, 28, 28), generator=g, dtype=torch.uint8)
-    for i, y in enumerate(labels):
-        images[i, :, :, 14 * int(y) : 14 * int(y) + 14] += 150
-    return ImageDataset(images, labels, ("left", "right"), "tiny", "synthetic")
-
-
-class _Context(SchemeContext):
-    def dataset(self, name, split, path=None):
-        return _tiny_mnist(128 if split == "train" else 24, seed=0 if split == "train" else 1)
+class _Context(TinyContext):
+    train_size, test_size = 128, 24
 
 
 class _Noiseless(Channel):
@@ -79,7 +67,7 @@ def test_noiseless_link_delivers_the_float16_features(context):
     facts = scheme.describe()
     assert facts["blocks"] == 6 and facts["test_images"] == 24
     t = scheme.transfer(np.arange(6), torch.tensor(1e-4), _Noiseless())
-    sent = transmitted_features(scheme.reference.model, _tiny_mnist(24, 1).images, "cpu").numpy()
+    sent = transmitted_features(scheme.reference.model, tiny_mnist(24, 1).images, "cpu").numpy()
     assert np.array_equal(t.sent, sent.astype(np.float16).astype(np.float32))  # float16-rounded features
     assert np.array_equal(t.received, t.sent) and np.array_equal(t.received_symbols, float_to_symbols(sent))
     c = t.counters
@@ -89,7 +77,7 @@ def test_noiseless_link_delivers_the_float16_features(context):
     with torch.no_grad():
         out = scheme.simulate(24, torch.full((24,), 1e-4), _Noiseless())
         ref = scheme.reference.model.decode(torch.from_numpy(t.sent)).argmax(-1)
-    assert out["samples"] == 24 and out["errors"] == int((ref != _tiny_mnist(24, 1).labels).sum())
+    assert out["samples"] == 24 and out["errors"] == int((ref != tiny_mnist(24, 1).labels).sum())
 
 
 def test_batches_are_rounded_up_to_whole_blocks_and_wrap_around(context):
@@ -106,7 +94,7 @@ def test_batches_are_rounded_up_to_whole_blocks_and_wrap_around(context):
 def test_pixels_reach_the_central_classifier_intact(context):
     scheme = _digital(context, source="pixels", huffman_max_length=16)
     t = scheme.transfer(np.arange(6), torch.tensor(1e-4), _Noiseless())
-    images = _tiny_mnist(24, 1).images
+    images = tiny_mnist(24, 1).images
     assert np.array_equal(t.received_symbols, split_quadrants(images).reshape(24, 4, 196).numpy())
     assert torch.equal(merge_quadrants(split_quadrants(images)), images)
     assert 1 < scheme.describe()["huffman_bits_per_value"] < 8 and scheme.values == 196
@@ -121,7 +109,7 @@ def test_channel_uses_match_a_hand_calculation(context):
     assert 10 * math.log10(digital_channel_uses(4, 56, 11.86, 3840, 15360, 4) / 112) == pytest.approx(13.75, abs=0.01)
     # the scheme: 16-QAM, k=64, n=128, with the mean length measured on the training features
     scheme = _digital(context, modulation="qam", bits_per_symbol=4, interleaver="nr")
-    train = _tiny_mnist(128, 0).images
+    train = tiny_mnist(128, 0).images
     symbols = float_to_symbols(transmitted_features(scheme.reference.model, train, "cpu").numpy())
     bits = sum(code.lengths[symbols[:, a]].astype(np.int64).sum() for a, code in enumerate(scheme.codes))
     b = bits / symbols.size

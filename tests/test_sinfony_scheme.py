@@ -4,28 +4,16 @@ import math
 
 import pytest
 import torch
+from conftest import TinyContext, tiny_mnist
 
 from linksim.channels import AWGNChannel
-from linksim.data import ImageDataset
-from linksim.schemes.base import SchemeContext
 from linksim.schemes.sinfony import SinfonyParams, SinfonyScheme, complex_to_real, real_to_complex
 from linksim.snr import snr_on_all_axes
 from linksim.train import TrainParams, train
 
 
-def _tiny_mnist(n: int, seed: int) -> ImageDataset:
-    """Two easily separable classes of 28x28 images: bright left half vs bright right half."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, 2, (n,), generator=g)
-    images = torch.randint(0, 60, (n, 1, 28, 28), generator=g, dtype=torch.uint8)
-    for i, y in enumerate(labels):
-        images[i, :, :, 14 * int(y) : 14 * int(y) + 14] += 150
-    return ImageDataset(images, labels, ("left", "right"), "tiny", "synthetic")
-
-
-class _Context(SchemeContext):
-    def dataset(self, name, split, path=None):
-        return _tiny_mnist(256 if split == "train" else 64, seed=0 if split == "train" else 1)
+class _Context(TinyContext):
+    train_size, test_size = 256, 64
 
 
 @pytest.mark.parametrize("n", [1, 7, 14])
@@ -66,7 +54,7 @@ def test_params_are_checked():
 
 
 def test_training_lowers_the_loss_and_resumes_from_its_checkpoint(tmp_path):
-    data = _tiny_mnist(256, 0)
+    data = tiny_mnist(256, 0)
     params = TrainParams(epochs=3, batch_size=32, lr=0.05, lr_milestones=[2], snr_db=None)
 
     def run(epochs, checkpoint):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -13,7 +14,7 @@ from linksim import registry
 from linksim.channels.base import Channel
 from linksim.snr import LinkBudget
 
-__all__ = ["Scheme", "SchemeContext", "Rate"]
+__all__ = ["Scheme", "SchemeContext", "Rate", "EvalCursor"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,24 @@ class Rate:
     numerator: str
     denominator: str
     interval: bool = True
+
+
+class EvalCursor:
+    """Walks an evaluation set in order, wrapping around (several passes per SNR point when the
+    stopping rule asks for them). Schemes :meth:`rewind` it in :meth:`Scheme.reset`, so a point's
+    items never depend on the points simulated before it."""
+
+    def __init__(self) -> None:
+        self.position = 0
+
+    def rewind(self) -> None:
+        self.position = 0
+
+    def take(self, count: int, size: int) -> np.ndarray:
+        """The next ``count`` indices (int64) into a set of ``size`` items."""
+        idx = (self.position + np.arange(count)) % size
+        self.position = (self.position + count) % size
+        return idx
 
 
 @dataclass

@@ -74,7 +74,7 @@ from linksim.link.digital import DigitalLink, DigitalLinkParams
 from linksim.link.image_codec import HevcIntraCodec, ImageCodec, JpegCodec, encode_batch_to_budget
 from linksim.metrics import psnr, ssim
 from linksim.registry import register_scheme
-from linksim.schemes.base import Rate, Scheme, SchemeContext
+from linksim.schemes.base import EvalCursor, Rate, Scheme, SchemeContext
 from linksim.snr import LinkBudget, esno_db_to_no
 
 __all__ = ["Delivery", "HevcParams", "ImageDigitalParams", "ImageDigitalScheme", "JpegParams", "McsParams", "capacity_bits"]
@@ -260,7 +260,7 @@ class ImageDigitalScheme(Scheme):
                 self.rates[f"bler_{o}"] = Rate(f"codeword_errors_{o}", f"codewords_{o}")
         self.primary = f"image_failure_rate_{self._headline_options[0]}"
         self._cache: dict[int, _Coded] = {}
-        self._cursor = 0
+        self._eval = EvalCursor()
         self._images: np.ndarray | None = None
         self._facts: dict = {"codec": getattr(self.codec, "label", self.codec.name),
                              "channel_uses_per_image": p.channel_uses,
@@ -429,14 +429,12 @@ class ImageDigitalScheme(Scheme):
 
     # ------------------------------------------------------------------ evaluation
     def reset(self) -> None:
-        self._cursor = 0
+        self._eval.rewind()
 
     def simulate(self, batch_size: int, no: torch.Tensor, channel: Channel) -> dict[str, float]:
         if self._images is None:
             raise RuntimeError("image_digital: prepare() (or set_images()) first")
-        n = len(self._images)
-        idx = (self._cursor + np.arange(batch_size)) % n
-        self._cursor = (self._cursor + batch_size) % n
+        idx = self._eval.take(batch_size, len(self._images))
         counters: dict[str, float] = {"samples": batch_size}
         for o in self.options:
             d = self.deliver(o, idx, no, channel)

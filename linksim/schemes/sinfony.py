@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, PositiveInt, model_validator
 from linksim.channels.base import Channel
 from linksim.models import CentralClassifier, Sinfony, conv_kernels, count_parameters
 from linksim.registry import register_scheme
-from linksim.schemes.base import Rate, Scheme, SchemeContext
+from linksim.schemes.base import EvalCursor, Rate, Scheme, SchemeContext
 from linksim.snr import LinkBudget, esno_db_to_no
 from linksim.train import TrainParams, load_or_train, train, write_log
 
@@ -111,7 +111,7 @@ class SinfonyScheme(Scheme):
                                  n_tx=p.n_tx, n_rx=p.n_rx, power_norm=p.power_norm)
             self.agents, self.n_tx = self.model.num_agents, self.model.n_tx
         self._facts: dict = {"parameters": count_parameters(self.model)}
-        self._cursor = 0
+        self._eval = EvalCursor()
 
     # ------------------------------------------------------------------ channel glue
     def _through(self, x: torch.Tensor, channel: Channel, no: torch.Tensor) -> torch.Tensor:
@@ -189,12 +189,10 @@ class SinfonyScheme(Scheme):
 
     # ------------------------------------------------------------------ evaluation
     def reset(self) -> None:
-        self._cursor = 0
+        self._eval.rewind()
 
     def simulate(self, batch_size: int, no: torch.Tensor, channel: Channel) -> dict[str, float]:
-        n = len(self._test_labels)
-        idx = (self._cursor + torch.arange(batch_size, device=self._test_labels.device)) % n
-        self._cursor = (self._cursor + batch_size) % n
+        idx = torch.from_numpy(self._eval.take(batch_size, len(self._test_labels))).to(self._test_labels.device)
         images, labels = self._test_images[idx].float() / 255.0, self._test_labels[idx]
         if self.params.uses_channel:
             logits = self.model(images, lambda x: self._through(x, channel, no))

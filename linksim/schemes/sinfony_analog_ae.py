@@ -37,7 +37,7 @@ from pydantic import PositiveFloat, PositiveInt
 from linksim.channels.base import Channel
 from linksim.models import AnalogFeatureAE, count_parameters
 from linksim.registry import register_scheme
-from linksim.schemes.base import Rate, Scheme, SchemeContext
+from linksim.schemes.base import EvalCursor, Rate, Scheme, SchemeContext
 from linksim.schemes.sinfony import SinfonyScheme, complex_to_real, real_to_complex
 from linksim.schemes.sinfony_digital import SinfonyBaselineParams, training_images, transmitted_features
 from linksim.snr import LinkBudget, esno_db_to_no
@@ -87,7 +87,7 @@ class SinfonyAnalogAEScheme(Scheme):
         self.ae = AnalogFeatureAE(n_tx_el=p.n_tx_el, hidden=p.hidden)
         self.agents, self.values = self.reference.agents, self.reference.n_tx
         self._facts: dict = {"parameters": count_parameters(self.ae)}
-        self._cursor = 0
+        self._eval = EvalCursor()
 
     # ------------------------------------------------------------------ channel glue
     @property
@@ -185,12 +185,10 @@ class SinfonyAnalogAEScheme(Scheme):
 
     # ------------------------------------------------------------------ evaluation
     def reset(self) -> None:
-        self._cursor = 0
+        self._eval.rewind()
 
     def simulate(self, batch_size: int, no: torch.Tensor, channel: Channel) -> dict[str, float]:
-        n = len(self._labels)
-        idx = (self._cursor + torch.arange(batch_size, device=self._labels.device)) % n
-        self._cursor = (self._cursor + batch_size) % n
+        idx = torch.from_numpy(self._eval.take(batch_size, len(self._labels))).to(self._labels.device)
         r, labels = self._features[idx], self._labels[idx]
         r_hat = self.reconstruct(r, no, channel)
         logits = self.reference.model.decode(r_hat)

@@ -78,7 +78,7 @@ from linksim.data.quadrants import split_quadrants
 from linksim.link.digital import DecoderParams, DigitalLink, DigitalLinkParams
 from linksim.link.huffman import HuffmanCode, float_to_symbols, symbols_to_float
 from linksim.registry import register_scheme
-from linksim.schemes.base import Rate, Scheme, SchemeContext
+from linksim.schemes.base import EvalCursor, Rate, Scheme, SchemeContext
 from linksim.schemes.sinfony import SinfonyParams, SinfonyScheme
 from linksim.snr import LinkBudget
 from linksim.train import TrainParams, cache_key, model_cache_dir
@@ -242,7 +242,7 @@ class SinfonyDigitalScheme(Scheme):
         self.agents = GRID * GRID
         self._bits_per_value: float | None = None
         self._facts: dict = {}
-        self._cursor = 0
+        self._eval = EvalCursor()
 
     # ------------------------------------------------------------------ source symbols and the Huffman code
     @property
@@ -381,7 +381,7 @@ class SinfonyDigitalScheme(Scheme):
 
     # ------------------------------------------------------------------ evaluation
     def reset(self) -> None:
-        self._cursor = 0
+        self._eval.rewind()
 
     def _chunk(self, device: torch.device) -> int:
         if self.params.decoder_chunk is not None:
@@ -446,8 +446,7 @@ class SinfonyDigitalScheme(Scheme):
 
     def simulate(self, batch_size: int, no: torch.Tensor, channel: Channel) -> dict[str, float]:
         nb = -(-batch_size // self.params.block_vectors)
-        blocks = (self._cursor + np.arange(nb)) % self._num_blocks
-        self._cursor = (self._cursor + nb) % self._num_blocks
+        blocks = self._eval.take(nb, self._num_blocks)
         t = self.transfer(blocks, no, channel)
         device = self._labels.device
         labels = self._labels[torch.from_numpy(t.images).to(device)]
