@@ -13,6 +13,7 @@ from torch import nn
 from linksim import registry
 from linksim.channels.base import Channel
 from linksim.snr import LinkBudget
+from linksim.train import write_log
 
 __all__ = ["Scheme", "SchemeContext", "Rate", "EvalCursor"]
 
@@ -67,6 +68,11 @@ class SchemeContext:
     progress: bool = True
     _datasets: dict = field(default_factory=dict, repr=False)
 
+    def log_training(self, name: str, history: list[dict]) -> None:
+        """Write a training curve (one row per epoch) to ``<run>/training/<name>.csv``."""
+        if self.run_dir is not None:
+            write_log(history, self.run_dir / "training" / f"{name}.csv")
+
     def dataset(self, name: str, split: str, path: str | None = None):
         """A registered dataset (:mod:`linksim.data`), loaded once per run and shared by schemes."""
         key = (name, split, path)
@@ -98,9 +104,13 @@ class Scheme(nn.Module):
         """Called at the start of every work unit, after seeding: rewind any evaluation state (a
         cursor into a test set), so a unit's result never depends on the units before it."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.facts: dict = {}  # what describe() reports; subclasses add to it
+
     def describe(self) -> dict:
-        """Facts for the manifest (parameter counts, cache keys, ...); none by default."""
-        return {}
+        """Facts for the manifest (parameter counts, cache keys, ...): ``self.facts``."""
+        return dict(self.facts)
 
     def budget(self, channel: Channel) -> LinkBudget:
         """Complex channel uses (and information bits, if any) per source item on ``channel``."""

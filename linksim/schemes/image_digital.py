@@ -262,7 +262,7 @@ class ImageDigitalScheme(Scheme):
         self._cache: dict[int, _Coded] = {}
         self._eval = EvalCursor()
         self._images: np.ndarray | None = None
-        self._facts: dict = {"codec": getattr(self.codec, "label", self.codec.name),
+        self.facts = {"codec": getattr(self.codec, "label", self.codec.name),
                              "channel_uses_per_image": p.channel_uses,
                              "bandwidth_ratio": p.bandwidth_ratio}
 
@@ -301,7 +301,7 @@ class ImageDigitalScheme(Scheme):
         if p.fallback == "channel_mean":
             mean = np.broadcast_to(mean.mean(axis=(0, 1), keepdims=True), mean.shape)
         self.set_images(images, np.clip(np.round(mean), 0, 255).astype(np.uint8))
-        self._facts.update({"dataset_source": test.source, "test_images": len(images),
+        self.facts.update({"dataset_source": test.source, "test_images": len(images),
                             "fallback_psnr_db": float(self._fallback_psnr.mean()),
                             "fallback_ssim": float(self._fallback_ssim.mean())})
 
@@ -323,7 +323,7 @@ class ImageDigitalScheme(Scheme):
                       "budget_bits": self.mcs_budget_bits(i, plain),
                       "bits_per_channel_use": self.mcs_budget_bits(i, plain) / p.channel_uses}
                for i, name in enumerate(self.mcs_names)}
-        return {**self._facts, "mcs": mcs}
+        return {**self.facts, "mcs": mcs}
 
     def coded(self, budget_bits: int, indices: np.ndarray) -> _Coded:
         """The coding of the images ``indices`` at ``budget_bits`` (encoded now if not cached)."""

@@ -14,7 +14,7 @@ from linksim.models import CentralClassifier, Sinfony, conv_kernels, count_param
 from linksim.registry import register_scheme
 from linksim.schemes.base import EvalCursor, Rate, Scheme, SchemeContext
 from linksim.snr import LinkBudget, esno_db_to_no
-from linksim.train import TrainParams, load_or_train, train, write_log
+from linksim.train import TrainParams, load_or_train, train
 
 __all__ = ["SinfonyParams", "SinfonyScheme", "real_to_complex", "complex_to_real"]
 
@@ -110,7 +110,7 @@ class SinfonyScheme(Scheme):
             self.model = Sinfony(in_channels=in_ch, image_size=size, units_per_stage=units, base_width=width,
                                  n_tx=p.n_tx, n_rx=p.n_rx, power_norm=p.power_norm)
             self.agents, self.n_tx = self.model.num_agents, self.model.n_tx
-        self._facts: dict = {"parameters": count_parameters(self.model)}
+        self.facts = {"parameters": count_parameters(self.model)}
         self._eval = EvalCursor()
 
     # ------------------------------------------------------------------ channel glue
@@ -179,13 +179,9 @@ class SinfonyScheme(Scheme):
         if p.eval_subset is not None:
             test = test.sample(min(p.eval_subset, len(test)))
         self._test_images, self._test_labels = test.images.to(device), test.labels.to(device)
-        self._facts.update({"weights": key, "weights_reused": reused, "dataset_source": test.source,
+        self.facts.update({"weights": key, "weights_reused": reused, "dataset_source": test.source,
                             "test_images": len(test), "epochs": len(history)})
-        if context.run_dir is not None:
-            write_log(history, context.run_dir / "training" / f"{self.name or key}.csv")
-
-    def describe(self) -> dict:
-        return self._facts
+        context.log_training(self.name or key, history)
 
     # ------------------------------------------------------------------ evaluation
     def reset(self) -> None:

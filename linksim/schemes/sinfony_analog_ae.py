@@ -41,7 +41,7 @@ from linksim.schemes.base import EvalCursor, Rate, Scheme, SchemeContext
 from linksim.schemes.sinfony import SinfonyScheme, complex_to_real, real_to_complex
 from linksim.schemes.sinfony_digital import SinfonyBaselineParams, training_images, transmitted_features
 from linksim.snr import LinkBudget, esno_db_to_no
-from linksim.train import TrainParams, load_or_train, train, write_log
+from linksim.train import TrainParams, load_or_train, train
 
 __all__ = ["AETrainParams", "SinfonyAnalogAEParams", "SinfonyAnalogAEScheme"]
 
@@ -86,7 +86,7 @@ class SinfonyAnalogAEScheme(Scheme):
         self.reference = SinfonyScheme(p.reference_params("perfect"))
         self.ae = AnalogFeatureAE(n_tx_el=p.n_tx_el, hidden=p.hidden)
         self.agents, self.values = self.reference.agents, self.reference.n_tx
-        self._facts: dict = {"parameters": count_parameters(self.ae)}
+        self.facts = {"parameters": count_parameters(self.ae)}
         self._eval = EvalCursor()
 
     # ------------------------------------------------------------------ channel glue
@@ -171,17 +171,13 @@ class SinfonyAnalogAEScheme(Scheme):
         elements = n_images * self.agents * self.values
         if p.ae_train.subset is not None:
             elements = min(elements, p.ae_train.subset)
-        self._facts.update({"weights": key, "weights_reused": reused, "epochs": len(history),
+        self.facts.update({"weights": key, "weights_reused": reused, "epochs": len(history),
                             "train_elements": elements,
                             "steps": len(history) * math.ceil(elements / p.ae_train.batch_size),
                             "final_train_mse": history[-1]["loss"] if history else None,
                             "reference_weights": ref["weights"], "reference_weights_reused": ref["weights_reused"],
                             "dataset_source": ref.get("dataset_source"), "test_images": len(test)})
-        if context.run_dir is not None:
-            write_log(history, context.run_dir / "training" / f"{self.name or key}.csv")
-
-    def describe(self) -> dict:
-        return self._facts
+        context.log_training(self.name or key, history)
 
     # ------------------------------------------------------------------ evaluation
     def reset(self) -> None:

@@ -241,7 +241,7 @@ class SinfonyDigitalScheme(Scheme):
         self.reference = SinfonyScheme(p.reference_params("perfect" if p.source == "features" else "central"))
         self.agents = GRID * GRID
         self._bits_per_value: float | None = None
-        self._facts: dict = {}
+        self.facts = {}
         self._eval = EvalCursor()
 
     # ------------------------------------------------------------------ source symbols and the Huffman code
@@ -346,7 +346,7 @@ class SinfonyDigitalScheme(Scheme):
             payload += int(block_bits.sum())
             pad_bits += words.size - int(block_bits.sum())
 
-        self._facts = {
+        self.facts = {
             "reference_model": self.reference.params.variant,
             "reference_parameters": ref["parameters"],
             "weights": ref["weights"],
@@ -364,9 +364,6 @@ class SinfonyDigitalScheme(Scheme):
             "test_images": n_test,
             "blocks": self._num_blocks,
         }
-
-    def describe(self) -> dict:
-        return self._facts
 
     # ------------------------------------------------------------------ accounting
     def _channel_symbols(self) -> float:
