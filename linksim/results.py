@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["KEY_COLUMNS", "RunDirectory", "atomic_write_text", "read_results"]
+from linksim.atomic import atomic_write_text
+
+__all__ = ["KEY_COLUMNS", "RunDirectory", "read_results"]
 
 KEY_COLUMNS = ["scheme", "channel", "snr_db"]
 """A point is identified by these; ``snr_db`` is the grid value on the scenario's axis."""
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader (or a crash) sees the old or the new file, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_results(path: str | Path) -> pd.DataFrame:

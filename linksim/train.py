@@ -15,11 +15,11 @@ from typing import Callable, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from linksim.data.base import sample_indices
-from linksim.results import atomic_write_text
+from linksim.atomic import atomic_write, atomic_write_text
 
 __all__ = ["TrainParams", "EpochLog", "model_cache_dir", "cache_key", "train", "write_log", "load_or_train"]
 
@@ -136,11 +136,8 @@ def train(
         if progress is not None:
             progress(history[-1])
         if checkpoint is not None:
-            buf = io.BytesIO()
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "history": history}, buf)
-            tmp = checkpoint.with_suffix(".tmp")
-            tmp.write_bytes(buf.getvalue())
-            os.replace(tmp, checkpoint)
+            state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "history": history}
+            atomic_write(checkpoint, lambda f: torch.save(state, f))
     return history
 
 
@@ -173,9 +170,7 @@ def load_or_train(
     checkpoint = cache / f"{key}.partial.pt"
     history = fit(checkpoint)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp = weights.with_suffix(".tmp")
-    save_file(state, str(tmp))
-    os.replace(tmp, weights)
+    atomic_write(weights, lambda f: f.write(save(state)))
     atomic_write_text(meta, json.dumps({"description": description, "history": history}, indent=1, default=str))
     checkpoint.unlink(missing_ok=True)
     return history, key, False

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
+
+from linksim.atomic import atomic_write
 
 from .base import ImageDataset
 
@@ -72,28 +72,6 @@ def check_digest(data: bytes | Path, expected: str, name: str, algorithm: str = 
     actual = file_digest(data, algorithm) if isinstance(data, Path) else hashlib.new(algorithm, data).hexdigest()
     if actual != expected.lower():
         raise ChecksumError(f"{name}: {algorithm} is {actual}, expected the pinned {expected}; refusing to use it")
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
-    """Create or replace ``path`` atomically.
-
-    ``write`` fills a temporary file in the same directory, which is then renamed onto
-    ``path`` with :func:`os.replace`; readers never see a partial file. Parent
-    directories are created.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def save_converted(

@@ -39,7 +39,12 @@ from linksim.models import AnalogFeatureAE, count_parameters
 from linksim.registry import register_scheme
 from linksim.schemes.base import EvalCursor, Rate, Scheme, SchemeContext
 from linksim.schemes.sinfony import SinfonyScheme, complex_to_real, real_to_complex
-from linksim.schemes.sinfony_digital import SinfonyBaselineParams, training_images, transmitted_features
+from linksim.schemes.sinfony_digital import (
+    SinfonyBaselineParams,
+    prepare_reference,
+    training_images,
+    transmitted_features,
+)
 from linksim.snr import LinkBudget, esno_db_to_no
 from linksim.train import TrainParams, load_or_train, train
 
@@ -119,11 +124,7 @@ class SinfonyAnalogAEScheme(Scheme):
     def prepare(self, context: SchemeContext) -> None:
         p = self.params
         device = torch.device(context.device)
-        if not self.reference.name:
-            self.reference.name = f"{self.name or 'sinfony_analog_ae'}.perfect"
-        self.reference.prepare(context)
-        self.reference.model.eval()
-        ref = self.reference.describe()
+        ref = prepare_reference(self.reference, self.name or "sinfony_analog_ae", context)
         self.ae.to(device)
         train_set = context.dataset(p.dataset, "train", p.dataset_path)
         n_images = min(p.train.subset or len(train_set), len(train_set))

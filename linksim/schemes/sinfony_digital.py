@@ -61,8 +61,6 @@ call on a CPU, where larger calls run slower; 2^23 on a GPU).
 
 from __future__ import annotations
 
-import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -72,6 +70,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
+from linksim.atomic import atomic_write
 from linksim.channels.base import Channel
 from linksim.data.base import sample_indices
 from linksim.data.quadrants import split_quadrants
@@ -85,6 +84,7 @@ from linksim.train import TrainParams, cache_key, model_cache_dir
 
 __all__ = [
     "SinfonyBaselineParams",
+    "prepare_reference",
     "SinfonyDigitalParams",
     "SinfonyDigitalScheme",
     "Transfer",
@@ -119,6 +119,16 @@ class SinfonyBaselineParams(BaseModel):
         """The :class:`~linksim.schemes.sinfony.SinfonyParams` of the underlying SINFONY model."""
         return SinfonyParams(variant=variant, dataset=self.dataset, dataset_path=self.dataset_path,
                              power_norm=self.power_norm, train=self.train, eval_subset=self.eval_subset)
+
+
+def prepare_reference(reference: SinfonyScheme, owner: str, context: SchemeContext) -> dict:
+    """Train or load the SINFONY model a baseline builds on (its training log named
+    ``<owner>.<variant>``), put it in eval mode and return its manifest facts."""
+    if not reference.name:
+        reference.name = f"{owner}.{reference.params.variant}"
+    reference.prepare(context)
+    reference.model.eval()
+    return reference.describe()
 
 
 class SinfonyDigitalParams(SinfonyBaselineParams):
@@ -278,23 +288,14 @@ class SinfonyDigitalScheme(Scheme):
             codes.append(code)
             total += float(np.dot(counts, code.lengths.astype(np.int64)))
         bits = total / train_symbols.size
-        cache.mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()
-        np.savez(buf, lengths=np.stack([c.lengths for c in codes]), bits=np.float64(bits))
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(buf.getvalue())
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: np.savez(f, lengths=np.stack([c.lengths for c in codes]), bits=np.float64(bits)))
         return codes, bits, key, False
 
     # ------------------------------------------------------------------ preparation
     def prepare(self, context: SchemeContext) -> None:
         p = self.params
         device = torch.device(context.device)
-        if not self.reference.name:
-            self.reference.name = f"{self.name or 'sinfony_digital'}.{self.reference.params.variant}"
-        self.reference.prepare(context)
-        self.reference.model.eval()
-        ref = self.reference.describe()
+        ref = prepare_reference(self.reference, self.name or "sinfony_digital", context)
 
         train_set = context.dataset(p.dataset, "train", p.dataset_path)
         fit_images = min(p.huffman_fit_images or p.train.subset or len(train_set), len(train_set))
