@@ -252,11 +252,23 @@ def _named(items: Any) -> bool:
     return isinstance(items, list) and all(isinstance(i, dict) and "name" in i for i in items)
 
 
+_ALTERNATIVES = ({"values"}, {"start", "stop", "step"})
+"""Keys of a mapping's alternative forms (an SNR grid is ``values`` or ``start/stop/step``): a patch
+that gives one form replaces the other."""
+
+
 def _deep_merge(base: Any, over: Any) -> Any:
-    """``over`` merged into ``base``: mappings key by key; lists of named items (schemes, channels
-    given as mappings) item by item by ``name``, new names appended; anything else replaced."""
+    """``over`` merged into ``base``: mappings key by key (a form in :data:`_ALTERNATIVES` replaces
+    the other); lists of named items (schemes, channels given as mappings) item by item by ``name``,
+    new names appended; anything else replaced."""
     if isinstance(base, dict) and isinstance(over, dict):
         out = dict(base)
+        for form in _ALTERNATIVES:
+            if form & over.keys():
+                for other in _ALTERNATIVES:
+                    if other is not form:
+                        for k in other:
+                            out.pop(k, None)
         for k, v in over.items():
             out[k] = _deep_merge(base[k], v) if k in base else copy.deepcopy(v)
         return out

@@ -131,3 +131,12 @@ def test_profiles_patch_named_list_items(write_scenario):
     sc = load_scenario(write_scenario(text), profile="quick")
     assert [s.name for s in sc.schemes] == ["a", "z"]
     assert sc.schemes[0].params == {"k": 32, "n": 128, "bits_per_symbol": 2} and sc.schemes[0].type == "digital_link"
+
+
+def test_a_profile_may_switch_an_snr_grid_between_its_forms(write_scenario):
+    text = BASE.replace("values: [0, 1]", "start: 0, stop: 10, step: 1")
+    text += "profiles:\n  quick:\n    snr: {values: [3, 7]}\n    schemes: [{name: a, snr: {start: 1, stop: 2, step: 1}}]\n"
+    text = text.replace("bits_per_symbol: 2}}", "bits_per_symbol: 2}, snr: {values: [5]}}")
+    sc = load_scenario(write_scenario(text), profile="quick")
+    assert sc.snr.points() == [3.0, 7.0] and sc.snr.axis == "ebno"
+    assert sc.snr_points(sc.schemes[0]) == [1.0, 2.0]
