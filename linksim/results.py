@@ -10,11 +10,7 @@ import pandas as pd
 
 from linksim.atomic import atomic_write_text
 
-__all__ = ["KEY_COLUMNS", "RunDirectory", "read_results"]
-
-KEY_COLUMNS = ["scheme", "channel", "snr_db"]
-"""A point is identified by these; ``snr_db`` is the grid value on the scenario's axis."""
-
+__all__ = ["RunDirectory", "read_results"]
 
 def read_results(path: str | Path) -> pd.DataFrame:
     """A ``results.csv`` as a DataFrame (``scheme`` and ``channel`` as strings)."""

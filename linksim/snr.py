@@ -25,7 +25,7 @@ from typing import Literal
 
 import torch
 
-__all__ = ["SnrAxis", "LinkBudget", "db_to_linear", "esno_db_to_no", "axis_label", "snr_on_all_axes", "esno_from_axis"]
+__all__ = ["SnrAxis", "LinkBudget", "esno_db_to_no", "axis_label", "snr_on_all_axes", "esno_from_axis"]
 
 SnrAxis = Literal["esno", "ebno", "snr_norm"]
 
@@ -45,10 +45,6 @@ class LinkBudget:
     @property
     def bits_per_channel_use(self) -> float | None:
         return None if self.info_bits is None else self.info_bits / self.channel_uses
-
-
-def db_to_linear(x_db: float | torch.Tensor) -> float | torch.Tensor:
-    return 10.0 ** (x_db / 10.0)
 
 
 def esno_db_to_no(esno_db: torch.Tensor) -> torch.Tensor:
