@@ -18,7 +18,7 @@ from linksim.schemes.base import Scheme
 from linksim.snr import esno_db_to_no, esno_from_axis, snr_on_all_axes
 from linksim.stats import binomial_interval
 
-__all__ = ["WorkUnit", "unit_seed", "seed_everything", "run_unit"]
+__all__ = ["WorkUnit", "derived_seed", "unit_seed", "seed_everything", "run_unit"]
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,16 @@ class WorkUnit:
         return f"{self.scheme} / {self.channel} / {self.snr_db:g} dB"
 
 
-def unit_seed(scenario_seed: int, unit: WorkUnit) -> int:
-    """A 63-bit seed that depends only on the scenario seed and the unit itself, so a point's result
-    does not depend on which other points ran, in which order, or in which process."""
-    text = f"{scenario_seed}|{unit.scheme}|{unit.channel}|{unit.snr_db:.6f}"
+def derived_seed(*parts: object) -> int:
+    """A 63-bit seed hashed from ``parts``."""
+    text = "|".join(str(p) for p in parts)
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+
+
+def unit_seed(scenario_seed: int, unit: WorkUnit) -> int:
+    """A seed that depends only on the scenario seed and the unit itself, so a point's result
+    does not depend on which other points ran, in which order, or in which process."""
+    return derived_seed(scenario_seed, unit.scheme, unit.channel, f"{unit.snr_db:.6f}")
 
 
 def seed_everything(seed: int) -> None:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from linksim import registry
 from linksim.channels.base import Channel
 from linksim.config import ChannelSpec, Scenario, SchemeSpec
-from linksim.engine import WorkUnit, run_unit, unit_seed
+from linksim.engine import WorkUnit, derived_seed, run_unit, seed_everything, unit_seed
 from linksim.results import RunDirectory
 from linksim.schemes.base import Scheme, SchemeContext
 
@@ -73,13 +73,18 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def build_channel(spec: ChannelSpec) -> Channel:
+def build_channel(spec: ChannelSpec, seed: int = 0) -> Channel:
+    """Build a channel; what it draws at construction (e.g. OFDM pilot symbols) follows ``seed``."""
     entry = registry.channels()[spec.type]
+    seed_everything(derived_seed(seed, "channel", spec.name))
     return entry.factory(entry.params.model_validate(spec.params))
 
 
-def build_scheme(spec: SchemeSpec) -> Scheme:
+def build_scheme(spec: SchemeSpec, seed: int = 0) -> Scheme:
+    """Build a scheme; what it draws at construction (initial weights, ...) follows ``seed``, so it
+    does not depend on which work units ran before it."""
     entry = registry.schemes()[spec.type]
+    seed_everything(derived_seed(seed, "scheme", spec.name))
     scheme = entry.factory(entry.params.model_validate(spec.params))
     scheme.name = spec.name
     return scheme
@@ -185,10 +190,10 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
     units = work_units(scenario)
     order = [u.key for u in units]
     context = SchemeContext(device=device, run_dir=run_dir.path, seed=scenario.seed, progress=opts.progress,
-                            train_channel=build_channel(scenario.train_channel),
+                            train_channel=build_channel(scenario.train_channel, scenario.seed),
                             train_channel_spec=scenario.train_channel.model_dump(mode="json"))
     specs = {s.name: s for s in scenario.schemes}
-    channels = {c.name: build_channel(c) for c in scenario.channels}
+    channels = {c.name: build_channel(c, scenario.seed) for c in scenario.channels}
     schemes: dict[str, Scheme] = {}
     swept_out: set[tuple[str, str]] = set()  # (scheme, channel) curves past their stop_sweep_below point
     counts = {"run": 0, "reused": 0, "cut": 0, "left": 0}
@@ -233,7 +238,7 @@ def _run_one(scenario, specs, schemes, channels, context, unit: WorkUnit, stop, 
     """Build (once) and prepare the unit's scheme, simulate the unit, record its seed and wall time."""
     if unit.scheme not in schemes:
         t0 = time.perf_counter()
-        schemes[unit.scheme] = build_scheme(specs[unit.scheme])
+        schemes[unit.scheme] = build_scheme(specs[unit.scheme], scenario.seed)
         schemes[unit.scheme].prepare(context)
         manifest.setdefault("schemes", {})[unit.scheme] = {
             **schemes[unit.scheme].describe(),

@@ -130,7 +130,7 @@ class SinfonyScheme(Scheme):
         if variant in ("central", "perfect"):
             train_params["snr_db"] = None  # trained noise-free
         return {
-            "scheme": "sinfony/2",  # bump when the training semantics change: old weights must not be reused
+            "scheme": "sinfony/3",  # bump when the training semantics change: old weights must not be reused
             "dataset": p.dataset,
             "dataset_path": p.dataset_path,
             "variant": variant,
