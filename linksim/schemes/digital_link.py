@@ -24,8 +24,9 @@ class DigitalLinkScheme(Scheme):
     The primary rate (``error_rate``, ``target_errors``) is the BLER of a coded link and the BER of
     an uncoded one.
 
-    Counters: ``samples`` (blocks), ``block_errors``, ``bits``, ``bit_errors`` and, with a CRC,
-    ``undetected_errors`` (blocks in error that passed the CRC). Theory columns: ``ber_theory``
+    Counters: ``samples`` (blocks), ``block_errors``, ``bits``, ``bit_errors``, with a CRC
+    ``undetected_errors`` (blocks in error that passed the CRC), and with linksim's BP decoder
+    ``bp_iterations`` (reported per block as ``bp_iterations_mean``). Theory columns: ``ber_theory``
     for an uncoded link over AWGN or Rayleigh, ``shannon_esno_db`` (AWGN capacity at the link's
     information rate) for a coded link over AWGN.
     """
@@ -37,6 +38,8 @@ class DigitalLinkScheme(Scheme):
         self.params = params
         self.primary = "ber" if params.n is None else "bler"
         self.link = DigitalLink(params)
+        if params.n is not None and params.decoder.implementation == "linksim":
+            self.rates = {**self.rates, "bp_iterations_mean": Rate("bp_iterations", "samples", interval=False)}
         self.source = BinarySource()
 
     def budget(self, channel: Channel) -> LinkBudget:
@@ -55,6 +58,8 @@ class DigitalLinkScheme(Scheme):
         }
         if ok is not None:
             counters["undetected_errors"] = int((block_wrong & ok).sum())
+        if self.link.last_iterations is not None:
+            counters["bp_iterations"] = int(self.link.last_iterations.sum())
         return counters
 
     def theory(self, channel: Channel, esno_db: float) -> dict[str, float]:

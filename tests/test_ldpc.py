@@ -1,0 +1,76 @@
+"""linksim's 5G LDPC BP core against Sionna's decoder, and its early stop."""
+
+import pytest
+import torch
+from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
+from sionna.phy.mapping import Constellation, Demapper, Mapper
+
+from linksim.link.digital import DecoderParams
+from linksim.link.ldpc import CN_UPDATES, LDPC5GEarlyStopDecoder
+
+
+def _llrs(k: int, n: int, esno_db: float, batch: int, seed: int = 0):
+    """Info bits [batch, k] and QPSK APP logits [batch, n] over AWGN at ``esno_db``."""
+    gen = torch.Generator().manual_seed(seed)
+    enc = LDPC5GEncoder(k, n)
+    const = Constellation("qam", 2)
+    bits = torch.randint(0, 2, (batch, k), generator=gen).float()
+    x = Mapper(constellation=const)(enc(bits))
+    no = torch.tensor(10 ** (-esno_db / 10))
+    noise = torch.complex(torch.randn(x.shape, generator=gen), torch.randn(x.shape, generator=gen))
+    y = x + noise * (no / 2).sqrt()
+    return enc, bits, Demapper("app", constellation=const)(y, no)
+
+
+@pytest.mark.parametrize("cn_update", CN_UPDATES)
+def test_without_early_stop_decisions_equal_sionna(cn_update):
+    # near the threshold: a mix of decoded and failed codewords
+    enc, bits, llr = _llrs(256, 512, 1.0, 300)
+    ref = LDPC5GDecoder(enc, cn_update=cn_update, num_iter=12)(llr)
+    dec = LDPC5GEarlyStopDecoder(enc, cn_update=cn_update, num_iter=12, early_stop=False)
+    out = dec(llr)
+    ref_fail, fail = (ref != bits).any(1), (out != bits).any(1)
+    assert 0.05 < ref_fail.float().mean() < 0.95
+    assert (ref_fail == fail).float().mean() >= 0.99  # float summation order may flip a borderline block
+    assert (out == ref).all(1).float().mean() >= 0.98  # failed blocks included: the same decisions, bit by bit
+    assert (dec.last_iterations == 12).all()
+
+
+def test_early_stop_keeps_the_error_rate_and_saves_iterations():
+    enc, bits, llr = _llrs(256, 512, 2.0, 400, seed=1)
+    full = LDPC5GEarlyStopDecoder(enc, num_iter=20, early_stop=False)(llr)
+    dec = LDPC5GEarlyStopDecoder(enc, num_iter=20, early_stop=True)
+    out = dec(llr)
+    fail_full, fail = (full != bits).any(1), (out != bits).any(1)
+    # a codeword that satisfies every check is final; it may only differ where the full run also failed
+    assert fail.sum() <= fail_full.sum() + 2
+    assert (out != full)[~fail_full & ~fail].sum() == 0
+    it = dec.last_iterations
+    assert it.dtype == torch.int32 and it.shape == (400,)
+    assert it.float().mean() < 10 and it.min() >= 1
+    assert (it[fail] == 20).all()  # a block that never satisfied its checks ran every iteration
+
+
+def test_noiseless_codewords_stop_after_one_iteration():
+    enc = LDPC5GEncoder(100, 300)
+    bits = torch.randint(0, 2, (7, 100)).float()
+    llr = 10.0 * (2 * enc(bits) - 1)  # logits log p(1)/p(0)
+    dec = LDPC5GEarlyStopDecoder(enc, num_iter=20)
+    assert torch.equal(dec(llr), bits)
+    assert (dec.last_iterations == 1).all()
+
+
+def test_soft_output_signs_match_hard_output_and_leading_dims_are_kept():
+    enc, bits, llr = _llrs(128, 384, 3.0, 12)
+    hard = LDPC5GEarlyStopDecoder(enc)(llr.reshape(3, 4, 384))
+    soft = LDPC5GEarlyStopDecoder(enc, hard_out=False)(llr.reshape(3, 4, 384))
+    assert hard.shape == soft.shape == (3, 4, 128)
+    assert torch.equal(hard, (soft > 0).float())
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="cn_update must be one of"):
+        LDPC5GEarlyStopDecoder(LDPC5GEncoder(100, 200), cn_update="layered")
+    with pytest.raises(ValueError, match="no early stop"):
+        DecoderParams(implementation="sionna")
+    assert not DecoderParams(implementation="sionna", early_stop=False).early_stop
