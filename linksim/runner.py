@@ -17,6 +17,7 @@ from sionna.phy import config as sionna_config
 from tqdm import tqdm
 
 from linksim import registry
+from linksim.accel import CompileMode, resolve_compile
 from linksim.channels.base import Channel
 from linksim.config import ChannelSpec, Scenario, SchemeSpec
 from linksim.engine import WorkUnit, derived_seed, run_unit, seed_everything, unit_seed
@@ -37,6 +38,7 @@ class RunOptions:
     :param max_units: stop after this many newly finished work units (the run can be resumed).
     :param plots: draw the figures at the end.
     :param progress: show progress bars.
+    :param compile: ``torch.compile`` hot paths: ``on``, ``off``, or ``auto`` (on CUDA only); see :mod:`linksim.accel`.
     """
 
     profile: str | None = None
@@ -48,6 +50,7 @@ class RunOptions:
     max_units: int | None = None
     plots: bool = True
     progress: bool = True
+    compile: CompileMode = "auto"
 
 
 @dataclass
@@ -181,6 +184,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
         "device_name": _device_description(device),
         "versions": _versions(),
         "git_commit": _git_commit(),
+        "compile": resolve_compile(opts.compile, device),
     }
     manifest["sessions"].append(session)
     run_dir.write_manifest(manifest)
@@ -190,6 +194,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
     units = work_units(scenario)
     order = [u.key for u in units]
     context = SchemeContext(device=device, run_dir=run_dir.path, seed=scenario.seed, progress=opts.progress,
+                            compile=session["compile"],
                             train_channel=build_channel(scenario.train_channel, scenario.seed),
                             train_channel_spec=scenario.train_channel.model_dump(mode="json"))
     specs = {s.name: s for s in scenario.schemes}

@@ -74,3 +74,14 @@ def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="no early stop"):
         DecoderParams(implementation="sionna")
     assert not DecoderParams(implementation="sionna", early_stop=False).early_stop
+
+
+def test_compiled_iterations_decide_like_the_eager_path():
+    enc, bits, llr = _llrs(128, 256, 1.5, 200, seed=3)
+    eager = LDPC5GEarlyStopDecoder(enc, num_iter=10)
+    fast = LDPC5GEarlyStopDecoder(enc, num_iter=10)
+    fast.compile_iterations()
+    out_eager, out_fast = eager(llr), fast(llr)
+    assert (out_eager == out_fast).all(1).float().mean() >= 0.99
+    assert abs(int((out_eager != bits).any(1).sum()) - int((out_fast != bits).any(1).sum())) <= 2
+    assert (eager.last_iterations != fast.last_iterations).float().mean() <= 0.01

@@ -175,6 +175,11 @@ class DigitalLink(nn.Module):
         bits_hat, ok = self.crc_decoder(c_hat)
         return bits_hat, ok.squeeze(-1)
 
+    def compile_decoder(self) -> None:
+        """Compile the BP iterations of linksim's decoder (no effect for Sionna's decoder or an uncoded link)."""
+        if hasattr(self.decoder, "compile_iterations"):
+            self.decoder.compile_iterations()
+
     @property
     def last_iterations(self) -> torch.Tensor | None:
         """[blocks] int32: BP iterations each block of the last :meth:`receive` used, or ``None`` (uncoded

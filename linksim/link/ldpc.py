@@ -22,6 +22,8 @@ import torch
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 from sionna.phy.fec.ldpc.decoding import LDPCBPDecoder
 
+from linksim.accel import compiled
+
 __all__ = ["EarlyStopBP", "LDPC5GEarlyStopDecoder", "CN_UPDATES"]
 
 CN_UPDATES = ("boxplus-phi", "boxplus", "minsum", "offset-minsum")
@@ -95,6 +97,10 @@ class EarlyStopBP(LDPCBPDecoder):
         self.register_buffer("_edge_vn", torch.as_tensor(np.concatenate(edge_vn), dtype=torch.int64,
                                                          device=self.device), persistent=False)
 
+    def compile_iterations(self) -> None:
+        """Run the BP iteration through ``torch.compile`` (see :mod:`linksim.accel`)."""
+        self._iteration = compiled(self._iteration)
+
     def call(self, llr_ch: torch.Tensor, /, *, num_iter: int | None = None, msg_v2c=None) -> torch.Tensor:
         if msg_v2c is not None or self._return_state:
             raise ValueError("EarlyStopBP keeps no decoder state (msg_v2c / return_state)")
@@ -130,28 +136,37 @@ class EarlyStopBP(LDPCBPDecoder):
 
     def _decode(self, llr: torch.Tensor, num_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``llr [num_vns, batch]`` true LLRs -> (final totals ``[num_vns, batch]``, iterations used
-        ``[batch]`` int32)."""
+        ``[batch]`` int32).
+
+        A codeword's decisions are taken at the first iteration that satisfies all its checks. Leaving
+        the batch costs a copy of every message, so finished codewords are dropped only once they are
+        a quarter of those still in it (until then they are decoded on, their decisions already kept).
+        """
         batch = llr.shape[1]
         active = torch.arange(batch, device=llr.device)
         decided = llr.clone()
         iterations = torch.full((batch,), num_iter, dtype=torch.int32, device=llr.device)
         c2v = llr.new_zeros(len(self._edge_vn), batch)
-        total = llr
+        total, finished = llr, torch.zeros(batch, dtype=torch.bool, device=llr.device)
         for it in range(num_iter):
             total, c2v = self._iteration(llr, total, c2v)
             if not self.early_stop or it == num_iter - 1:
                 continue
-            unsatisfied = self._unsatisfied(total)
-            done = ~unsatisfied
-            if bool(done.any()):
-                finished = active[done]
-                decided[:, finished] = total[:, done]
-                iterations[finished] = it + 1
-                keep = unsatisfied.nonzero().squeeze(1)
+            new = ~self._unsatisfied(total) & ~finished
+            if not bool(new.any()):
+                continue
+            decided[:, active[new]] = total[:, new]
+            iterations[active[new]] = it + 1
+            finished |= new
+            done = int(finished.sum())
+            if done == len(active):
+                return decided, iterations
+            if 4 * done >= len(active):
+                keep = (~finished).nonzero().squeeze(1)
                 active, llr, total, c2v = active[keep], llr[:, keep], total[:, keep], c2v[:, keep]
-                if active.numel() == 0:
-                    break
-        decided[:, active] = total
+                finished = finished[keep]
+        left = ~finished
+        decided[:, active[left]] = total[:, left]
         return decided, iterations
 
 

@@ -57,6 +57,7 @@ class SchemeContext:
     :param train_channel_spec: the scenario's training channel as resolved (part of weight-cache keys).
     :param seed: the scenario seed (training seeds derive from it).
     :param progress: whether to report training progress on the terminal.
+    :param compile: whether schemes run their hot paths through ``torch.compile`` (:mod:`linksim.accel`).
     """
 
     device: str = "cpu"
@@ -66,6 +67,7 @@ class SchemeContext:
     train_channel_spec: dict = field(default_factory=dict)
     seed: int = 0
     progress: bool = True
+    compile: bool = False
     _datasets: dict = field(default_factory=dict, repr=False)
 
     def log_training(self, name: str, history: list[dict]) -> None:

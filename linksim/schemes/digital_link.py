@@ -10,7 +10,7 @@ from linksim.channels.base import Channel
 from linksim.channels.rayleigh import RayleighChannel
 from linksim.link.digital import DigitalLink, DigitalLinkParams
 from linksim.registry import register_scheme
-from linksim.schemes.base import Rate, Scheme
+from linksim.schemes.base import Rate, Scheme, SchemeContext
 from linksim.snr import LinkBudget
 from linksim.theory import shannon_esno_db, uncoded_ber_awgn, uncoded_ber_rayleigh
 
@@ -41,6 +41,10 @@ class DigitalLinkScheme(Scheme):
         if params.n is not None and params.decoder.implementation == "linksim":
             self.rates = {**self.rates, "bp_iterations_mean": Rate("bp_iterations", "samples", interval=False)}
         self.source = BinarySource()
+
+    def prepare(self, context: SchemeContext) -> None:
+        if context.compile:
+            self.link.compile_decoder()
 
     def budget(self, channel: Channel) -> LinkBudget:
         return LinkBudget(channel.channel_uses(self.params.num_symbols), float(self.params.payload_bits))

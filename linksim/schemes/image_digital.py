@@ -290,6 +290,9 @@ class ImageDigitalScheme(Scheme):
     # ------------------------------------------------------------------ data
     def prepare(self, context: SchemeContext) -> None:
         p = self.params
+        if context.compile:
+            for link in self.links:
+                link.compile_decoder()
         test = context.dataset(p.dataset, "test", p.dataset_path)
         if p.eval_subset is not None:
             test = test.subset(min(p.eval_subset, len(test)))

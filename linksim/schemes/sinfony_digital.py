@@ -296,6 +296,8 @@ class SinfonyDigitalScheme(Scheme):
         p = self.params
         device = torch.device(context.device)
         ref = prepare_reference(self.reference, self.name or "sinfony_digital", context)
+        if context.compile:
+            self.link.compile_decoder()
 
         train_set = context.dataset(p.dataset, "train", p.dataset_path)
         fit_images = min(p.huffman_fit_images or p.train.subset or len(train_set), len(train_set))

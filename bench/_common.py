@@ -1,0 +1,53 @@
+"""Shared helpers of the benchmarks: device choice, timing, and the environment line they print."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from datetime import date
+from importlib import metadata
+from typing import Callable
+
+import torch
+
+__all__ = ["pick_device", "sync", "rate", "environment"]
+
+
+def pick_device(name: str = "auto") -> str:
+    """``auto`` -> ``cuda:0`` when torch sees a GPU, else ``cpu``; anything else as given."""
+    if name == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def sync(device: str) -> None:
+    """Wait for queued GPU work, so that wall times mean something."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def rate(fn: Callable[[], object], items: float, device: str, min_time_s: float = 3.0, warmup: int = 1) -> float:
+    """Items per second of ``fn`` (one call handles ``items`` items): ``warmup`` untimed calls, then
+    calls until ``min_time_s`` has passed."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    calls, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        sync(device)
+        elapsed = time.perf_counter() - t0
+        if elapsed >= min_time_s:
+            return calls * items / elapsed
+
+
+def environment(device: str) -> str:
+    """One line: date, device, torch/Sionna versions, CPU threads."""
+    if device.startswith("cuda"):
+        dev = torch.cuda.get_device_name(torch.device(device))
+    else:
+        dev = f"CPU {platform.machine()}, {os.cpu_count()} cores"
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("torch", "sionna-no-rt"))
+    return f"{date.today()} | {dev} | {versions} | torch threads {torch.get_num_threads()}"

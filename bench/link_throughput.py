@@ -1,0 +1,109 @@
+"""Digital-link throughput: linksim's coded link against the direct Sionna chain.
+
+Both chains: random bits -> 5G LDPC encoder -> QAM/PAM mapper -> AWGN -> APP demapper -> BP decoder
+(20 iterations, boxplus-phi), the same k, n, modulation, batch and Eb/N0, the same device, in this
+process. The reference is Sionna's blocks called directly (BinarySource, LDPC5GEncoder, Mapper, AWGN,
+Demapper, LDPC5GDecoder); linksim is its ``digital_link`` scheme (DigitalLink + AWGN channel +
+counters), with linksim's decoder with and without early stopping and with Sionna's decoder.
+
+Prints information Mbit/s and BLER per chain and configuration, then ``ratio=<x>``: linksim (early
+stop) over the Sionna chain on (512, 1024, 16-QAM).
+
+    python bench/link_throughput.py [--device cpu] [--min-time 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from _common import environment, pick_device, rate
+from sionna.phy import config as sionna_config
+from sionna.phy.channel import AWGN
+from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
+from sionna.phy.mapping import BinarySource, Constellation, Demapper, Mapper
+from sionna.phy.utils import ebnodb2no
+
+from linksim.channels.awgn import AWGNChannel
+from linksim.link.digital import DecoderParams, DigitalLinkParams
+from linksim.schemes.digital_link import DigitalLinkScheme
+
+# (label, k, n, bits per symbol, Eb/N0 dB in the waterfall, batch on GPU, batch on CPU)
+CONFIGS = [
+    ("(512, 1024) 16-QAM", 512, 1024, 4, 4.0, 50_000, 2_000),
+    ("(3840, 15360) BPSK", 3840, 15360, 1, 0.75, 5_000, 100),
+]
+
+VARIANTS = {
+    "linksim, early stop": DecoderParams(),
+    "linksim, 20 iterations": DecoderParams(early_stop=False),
+    "linksim + Sionna decoder": DecoderParams(implementation="sionna", early_stop=False),
+}
+
+
+class SionnaChain:
+    """The reference: Sionna's blocks called one after the other."""
+
+    def __init__(self, k: int, n: int, m: int):
+        const = Constellation("qam" if m > 1 else "pam", m)
+        self.k, self.source, self.encoder = k, BinarySource(), LDPC5GEncoder(k, n)
+        self.mapper, self.awgn = Mapper(constellation=const), AWGN()
+        self.demapper = Demapper("app", constellation=const)
+        self.decoder = LDPC5GDecoder(self.encoder, num_iter=20, hard_out=True)
+
+    def __call__(self, batch: int, no: torch.Tensor) -> tuple[int, int]:
+        bits = self.source([batch, self.k])
+        llr = self.demapper(self.awgn(self.mapper(self.encoder(bits)), no), no)
+        return batch, int((self.decoder(llr) != bits).any(dim=1).sum())
+
+
+class LinksimChain:
+    """linksim's ``digital_link`` scheme on its AWGN channel."""
+
+    def __init__(self, k: int, n: int, m: int, decoder: DecoderParams):
+        params = DigitalLinkParams(k=k, n=n, modulation="qam" if m > 1 else "pam", bits_per_symbol=m, decoder=decoder)
+        self.scheme, self.channel = DigitalLinkScheme(params), AWGNChannel()
+
+    def __call__(self, batch: int, no: torch.Tensor) -> tuple[int, int]:
+        c = self.scheme.simulate(batch, no, self.channel)
+        return c["samples"], c["block_errors"]
+
+
+def measure(chain, k: int, batch: int, no: torch.Tensor, device: str, min_time: float) -> tuple[float, float]:
+    """(information Mbit/s, BLER over the timed and warm-up calls)."""
+    counts = [0, 0]
+
+    def call():
+        blocks, errors = chain(batch, no)
+        counts[0] += blocks
+        counts[1] += errors
+
+    blocks_per_s = rate(call, batch, device, min_time)
+    return blocks_per_s * k / 1e6, counts[1] / counts[0]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--min-time", type=float, default=3.0, help="seconds timed per chain and configuration")
+    args = ap.parse_args()
+    device = pick_device(args.device)
+    sionna_config.device = device
+    sionna_config.seed = 1
+    print(environment(device))
+    ratios = {}
+    for label, k, n, m, ebno, gpu_batch, cpu_batch in CONFIGS:
+        batch = gpu_batch if device.startswith("cuda") else cpu_batch
+        no = torch.as_tensor(ebnodb2no(ebno, m, k / n), dtype=torch.float32).to(device)
+        print(f"\n{label}, Eb/N0 {ebno} dB, batch {batch}:")
+        ref, ref_bler = measure(SionnaChain(k, n, m), k, batch, no, device, args.min_time)
+        print(f"  {'Sionna chain (reference)':28s} {ref:9.3f} Mbit/s  BLER {ref_bler:.4f}")
+        for name, decoder in VARIANTS.items():
+            mbps, bler = measure(LinksimChain(k, n, m, decoder), k, batch, no, device, args.min_time)
+            ratios[(label, name)] = mbps / ref
+            print(f"  {name:28s} {mbps:9.3f} Mbit/s  BLER {bler:.4f}  ratio {mbps / ref:6.2f}")
+    print(f"ratio={ratios[(CONFIGS[0][0], 'linksim, early stop')]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
