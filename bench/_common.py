@@ -7,7 +7,7 @@ import platform
 import time
 from datetime import date
 from importlib import metadata
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

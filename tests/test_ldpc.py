@@ -61,7 +61,7 @@ def test_noiseless_codewords_stop_after_one_iteration():
 
 
 def test_soft_output_signs_match_hard_output_and_leading_dims_are_kept():
-    enc, bits, llr = _llrs(128, 384, 3.0, 12)
+    enc, _, llr = _llrs(128, 384, 3.0, 12)
     hard = LDPC5GEarlyStopDecoder(enc)(llr.reshape(3, 4, 384))
     soft = LDPC5GEarlyStopDecoder(enc, hard_out=False)(llr.reshape(3, 4, 384))
     assert hard.shape == soft.shape == (3, 4, 128)
