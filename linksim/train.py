@@ -117,7 +117,10 @@ def train(
         for group in opt.param_groups:
             group["lr"] = _lr(params, epoch)
         order = torch.randperm(n, generator=rng, device=images.device)
-        t0, loss_sum, correct_sum = time.perf_counter(), 0.0, 0
+        # summed on the device: reading them every step would wait for the GPU after every batch
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
+        correct_sum = torch.zeros((), dtype=torch.int64, device=images.device)
         for start in range(0, n, params.batch_size):
             idx = order[start : start + params.batch_size]
             batch = images[idx]
@@ -127,10 +130,10 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += float(loss.detach()) * len(idx)
-            correct_sum += int(correct.sum())
+            loss_sum += loss.detach() * len(idx)
+            correct_sum += correct.sum()
         history.append(
-            {"epoch": epoch + 1, "lr": _lr(params, epoch), "loss": loss_sum / n, "accuracy": correct_sum / n,
+            {"epoch": epoch + 1, "lr": _lr(params, epoch), "loss": float(loss_sum) / n, "accuracy": int(correct_sum) / n,
              "wall_s": round(time.perf_counter() - t0, 3)}
         )
         if progress is not None:

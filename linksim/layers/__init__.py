@@ -4,13 +4,14 @@ from .agent_dense import AgentDense
 from .dense import Dense
 from .initializers import init_weights_
 from .power_norm import PowerNormalization
-from .resnet import PreActResidualUnit, PreActResNet
+from .resnet import PreActResidualUnit, PreActResNet, preferred_memory_format
 
 __all__ = [
     "AgentDense",
     "Dense",
     "PowerNormalization",
     "PreActResNet",
+    "preferred_memory_format",
     "PreActResidualUnit",
     "init_weights_",
 ]

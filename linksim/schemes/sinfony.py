@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, PositiveInt, model_validator
 
 from linksim.channels.base import Channel
+from linksim.layers import preferred_memory_format
 from linksim.models import CentralClassifier, Sinfony, conv_kernels, count_parameters
 from linksim.registry import register_scheme
 from linksim.schemes.base import EvalCursor, Rate, Scheme, SchemeContext
@@ -145,7 +146,7 @@ class SinfonyScheme(Scheme):
     def prepare(self, context: SchemeContext) -> None:
         p = self.params
         device = torch.device(context.device)
-        self.model.to(device)
+        self.model.to(device, memory_format=preferred_memory_format(device))
         description = self._description(context)
         snr_range = description["train"]["snr_db"]
         channel = context.train_channel
