@@ -227,6 +227,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
 
     session["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     session["wall_s"] = round(time.perf_counter() - t_run, 3)
+    session["data_wall_s"] = round(context.data_wall_s, 3)
     manifest["complete"] = counts["left"] == 0
     manifest["points_cut_by_stop_sweep_below"] = counts["cut"]
     run_dir.write_manifest(manifest)

@@ -102,6 +102,15 @@ def test_csv_has_tidy_columns_and_counters_add_up(write_scenario, tmp_path):
     assert (unc.errors == unc.bit_errors).all() and ((unc.esno_db - unc.ebno_db - 6.0206).abs() < 1e-3).all()
     # stopping rule: either the error target was reached or the sample budget spent
     assert ((df.errors >= 20) | (df.samples == 300)).all()
+    # linksim's BP decoder reports the iterations it used (early stop: fewer than 20 where blocks decode)
+    assert ldpc.bp_iterations_mean.between(1, 20).all() and ldpc.bp_iterations_mean.iloc[-1] < 20
+    assert unc.bp_iterations_mean.isna().all()
+
+
+def test_manifest_records_the_compile_switch_and_data_time(write_scenario, tmp_path):
+    run_dir = _run(write_scenario(), tmp_path, run_id="r", compile="off", max_units=1).run_dir
+    session = json.loads(run_dir.manifest_path.read_text())["sessions"][0]
+    assert session["compile"] is False and session["data_wall_s"] == 0.0  # random bits: no dataset
 
 
 def test_stop_sweep_below_cuts_a_curve_and_still_resumes_identically(write_scenario, tmp_path):

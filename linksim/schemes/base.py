@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -68,6 +69,7 @@ class SchemeContext:
     seed: int = 0
     progress: bool = True
     compile: bool = False
+    data_wall_s: float = 0.0  # time spent loading datasets (inside the schemes' prepare)
     _datasets: dict = field(default_factory=dict, repr=False)
 
     def log_training(self, name: str, history: list[dict]) -> None:
@@ -79,7 +81,9 @@ class SchemeContext:
         """A registered dataset (:mod:`linksim.data`), loaded once per run and shared by schemes."""
         key = (name, split, path)
         if key not in self._datasets:
+            t0 = time.perf_counter()
             self._datasets[key] = registry.datasets()[name](split, path=path)
+            self.data_wall_s += time.perf_counter() - t0
         return self._datasets[key]
 
 
