@@ -7,7 +7,8 @@ agent. linksim's model (:class:`linksim.models.Sinfony`) runs the four agents as
 and train the same way: SGD with momentum, cross-entropy plus L2 on the conv kernels, the AWGN channel
 at a training SNR drawn per image (MNIST sizes, N_Tx = 14, random images: throughput only).
 
-Prints training images/s at batch 64 and 512 and evaluation images/s for each model (and for
+Prints training images/s at batch 64 and 512 and evaluation images/s (2,000 images per call; linksim
+evaluates them in chunks on a CPU, as its scheme does) for each model (and for
 linksim's model under ``torch.compile``), then ``ratio=<x>``: linksim's default path (compiled on a GPU,
 eager on a CPU, as ``--compile auto``) over the reference, training at batch 64.
 
@@ -26,7 +27,7 @@ from torch import nn
 
 from linksim.accel import compiled, resolve_compile
 from linksim.data.quadrants import split_quadrants
-from linksim.layers import Dense, PreActResNet
+from linksim.layers import Dense, PreActResNet, inference_chunk, preferred_memory_format
 from linksim.models import Sinfony, conv_kernels, count_parameters
 
 N_TX, N_RX, AGENTS = 14, 56, 4
@@ -82,12 +83,16 @@ def train_step(model, forward, batch: int, device: str):
     return step
 
 
-def eval_step(model, forward, batch: int, device: str):
+def eval_step(forward, batch: int, device: str, chunk: int | None):
+    """Classify ``batch`` random images at 2 dB, ``chunk`` images per forward pass (``None``: all)."""
     images = torch.rand(batch, 1, 28, 28, device=device)
+    step_size = chunk or batch
 
     @torch.no_grad()
     def step():
-        return forward(images, awgn_per_image(torch.full((batch,), 2.0, device=device))).argmax(-1)
+        return torch.cat([forward(images[i : i + step_size], awgn_per_image(torch.full((len(images[i : i + step_size]),), 2.0,
+                                                                                       device=device))).argmax(-1)
+                          for i in range(0, batch, step_size)])
 
     return step
 
@@ -101,7 +106,8 @@ def main() -> None:
     device = pick_device(args.device)
     torch.manual_seed(0)
     print(environment(device))
-    ours = Sinfony(in_channels=1, image_size=28, units_per_stage=2, base_width=14, n_tx=N_TX, n_rx=N_RX).to(device)
+    ours = Sinfony(in_channels=1, image_size=28, units_per_stage=2, base_width=14, n_tx=N_TX, n_rx=N_RX)
+    ours.to(device, memory_format=preferred_memory_format(device))  # as the sinfony scheme does
     ref = PerAgentSinfony().to(device)
     assert count_parameters(ours) == count_parameters(ref), (count_parameters(ours), count_parameters(ref))
     print(f"parameters: {count_parameters(ours):,} (both)")
@@ -118,7 +124,8 @@ def main() -> None:
             results[(name, f"train {batch}")] = rate(train_step(model, forward, batch, device), batch, device,
                                                      args.min_time, warmup=3)
         model.eval()
-        results[(name, "eval")] = rate(eval_step(model, forward, args.eval_batch, device), args.eval_batch, device,
+        chunk = None if model is ref else inference_chunk(device)  # linksim's evaluation path chunks on a CPU
+        results[(name, "eval")] = rate(eval_step(forward, args.eval_batch, device, chunk), args.eval_batch, device,
                                        args.min_time, warmup=2)
         print(f"  {name:24s} " + "  ".join(f"{k} {v:9.0f} img/s" for (n, k), v in results.items() if n == name),
               flush=True)

@@ -4,7 +4,7 @@ from .agent_dense import AgentDense
 from .dense import Dense
 from .initializers import init_weights_
 from .power_norm import PowerNormalization
-from .resnet import PreActResidualUnit, PreActResNet, preferred_memory_format
+from .resnet import PreActResidualUnit, PreActResNet, inference_chunk, preferred_memory_format
 
 __all__ = [
     "AgentDense",
@@ -12,6 +12,7 @@ __all__ = [
     "PowerNormalization",
     "PreActResNet",
     "preferred_memory_format",
+    "inference_chunk",
     "PreActResidualUnit",
     "init_weights_",
 ]

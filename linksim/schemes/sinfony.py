@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, PositiveInt, model_validator
 
 from linksim.channels.base import Channel
-from linksim.layers import preferred_memory_format
+from linksim.layers import inference_chunk, preferred_memory_format
 from linksim.models import CentralClassifier, Sinfony, conv_kernels, count_parameters
 from linksim.registry import register_scheme
 from linksim.schemes.base import EvalCursor, Rate, Scheme, SchemeContext
@@ -188,13 +188,19 @@ class SinfonyScheme(Scheme):
     def reset(self) -> None:
         self._eval.rewind()
 
+    def _logits(self, images: torch.Tensor, no: torch.Tensor, channel: Channel) -> torch.Tensor:
+        """``images [B, C, H, W]`` in [0, 1] through the variant (and ``channel`` at ``no [B]``) -> logits [B, classes]."""
+        if self.params.uses_channel:
+            return self.model(images, lambda x: self._through(x, channel, no))
+        return self.model(images)
+
     def simulate(self, batch_size: int, no: torch.Tensor, channel: Channel) -> dict[str, float]:
         idx = torch.from_numpy(self._eval.take(batch_size, len(self._test_labels))).to(self._test_labels.device)
-        images, labels = self._test_images[idx].float() / 255.0, self._test_labels[idx]
-        if self.params.uses_channel:
-            logits = self.model(images, lambda x: self._through(x, channel, no))
-        else:
-            logits = self.model(images)
+        labels = self._test_labels[idx]
+        no = no.expand(batch_size)
+        step = inference_chunk(labels.device) or batch_size
+        logits = torch.cat([self._logits(self._test_images[idx[i : i + step]].float() / 255.0, no[i : i + step], channel)
+                            for i in range(0, batch_size, step)])
         return {
             "samples": batch_size,
             "errors": int((logits.argmax(-1) != labels).sum()),
