@@ -12,12 +12,16 @@ evaluates them in chunks on a CPU, as its scheme does) for each model (and for
 linksim's model under ``torch.compile``), then ``ratio=<x>``: linksim's default path (compiled on a GPU,
 eager on a CPU, as ``--compile auto``) over the reference, training at batch 64.
 
+It also trains copies of linksim's model eagerly and compiled for 200 steps from the same weights and
+seed on a small learnable task and prints both losses: compiling must not change the learning curve.
+
     python bench/sinfony_throughput.py [--device cpu] [--min-time 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 
 import torch
@@ -97,6 +101,28 @@ def eval_step(forward, batch: int, device: str, chunk: int | None):
     return step
 
 
+def learning_curve(model: nn.Module, compile_model: bool, device: str, steps: int) -> list[float]:
+    """Loss per step of ``steps`` SGD steps (batch 64) on a fixed random task, from ``model``'s weights
+    (a copy) and a fixed seed: the compiled path must learn like the eager one."""
+    model = copy.deepcopy(model).train()
+    forward = compiled(model, dynamic=False) if compile_model else model
+    gen = torch.Generator().manual_seed(5)
+    images = torch.rand(640, 1, 28, 28, generator=gen).to(device)
+    labels = (images[:, 0, :14, :14].mean(dim=(1, 2)) * 40).long().clamp(max=9)  # learnable from one quadrant
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    torch.manual_seed(6)
+    losses = []
+    for i in range(steps):
+        idx = torch.arange(i * 64, (i + 1) * 64) % len(labels)
+        logits = forward(images[idx], awgn_per_image(torch.full((64,), 6.0, device=device)))
+        loss = F.cross_entropy(logits, labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    return losses
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
@@ -133,6 +159,12 @@ def main() -> None:
     for (name, kind), value in results.items():
         if name != "per-agent reference":
             print(f"  {name:24s} {kind:10s} ratio {value / results[('per-agent reference', kind)]:5.2f}")
+    steps = 200
+    eager, fast = (learning_curve(ours, c, device, steps) for c in (False, True))
+    tail = steps // 4
+    mean_e, mean_c = sum(eager[-tail:]) / tail, sum(fast[-tail:]) / tail
+    print(f"learning curve, {steps} steps: mean loss of the last {tail}: eager {mean_e:.4f}, compiled {mean_c:.4f} "
+          f"(first step {eager[0]:.4f} / {fast[0]:.4f})")
     print(f"default path on this device: {default}")
     print(f"ratio={results[(default, 'train 64')] / ref64:.2f}")
 

@@ -115,3 +115,24 @@ def test_awgn_variant_reuses_the_perfect_model_and_evaluates_over_the_channel(tm
         noisy = awgn.simulate(64, torch.tensor(1e3), AWGNChannel())  # -30 dB
     assert clean["samples"] == noisy["samples"] == 64
     assert noisy["loss_sum"] > clean["loss_sum"]
+
+
+def test_compile_switch_routes_training_and_evaluation_through_the_compiled_model(tmp_path, monkeypatch):
+    import linksim.schemes.sinfony as mod
+
+    calls = []
+
+    def fake_compiled(model, **kwargs):  # stands in for torch.compile (seconds to minutes on a CPU)
+        def call(*args):
+            calls.append(len(args[0]))
+            return model(*args)
+        return call
+
+    monkeypatch.setattr(mod, "compiled", fake_compiled)
+    ctx = _Context(cache_dir=tmp_path, train_channel=AWGNChannel(), progress=False, compile=True)
+    scheme = SinfonyScheme(SinfonyParams(variant="txrx", n_tx=4, train=TrainParams(epochs=1, batch_size=64)))
+    scheme.prepare(ctx)
+    assert calls == [64] * 4  # 256 training images, batch 64
+    with torch.no_grad():
+        scheme.simulate(64, torch.tensor(0.5), AWGNChannel())
+    assert calls[-1] == 64

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, PositiveInt, model_validator
 
 from linksim.channels.base import Channel
+from linksim.accel import compiled
 from linksim.layers import inference_chunk, preferred_memory_format
 from linksim.models import CentralClassifier, Sinfony, conv_kernels, count_parameters
 from linksim.registry import register_scheme
@@ -113,6 +114,10 @@ class SinfonyScheme(Scheme):
             self.agents, self.n_tx = self.model.num_agents, self.model.n_tx
         self.facts = {"parameters": count_parameters(self.model)}
         self._eval = EvalCursor()
+        self._compiled_model = None  # the model through torch.compile, when the run asks for it
+
+    def _model(self, *args) -> torch.Tensor:
+        return (self._compiled_model or self.model)(*args)
 
     # ------------------------------------------------------------------ channel glue
     def _through(self, x: torch.Tensor, channel: Channel, no: torch.Tensor) -> torch.Tensor:
@@ -147,18 +152,20 @@ class SinfonyScheme(Scheme):
         p = self.params
         device = torch.device(context.device)
         self.model.to(device, memory_format=preferred_memory_format(device))
+        if context.compile:
+            self._compiled_model = compiled(self.model, dynamic=False)
         description = self._description(context)
         snr_range = description["train"]["snr_db"]
         channel = context.train_channel
 
         def step(images, labels, rng):
             if snr_range is None:
-                logits = self.model(images)
+                logits = self._model(images)
             else:
                 snr = torch.rand(len(labels), generator=rng, device=images.device)
                 snr_db = snr_range[0] + (snr_range[1] - snr_range[0]) * snr
                 no = esno_db_to_no(snr_db)
-                logits = self.model(images, lambda x: self._through(x, channel, no))
+                logits = self._model(images, lambda x: self._through(x, channel, no))
             return F.cross_entropy(logits, labels), logits.argmax(-1) == labels
 
         def fit(checkpoint):
@@ -191,8 +198,8 @@ class SinfonyScheme(Scheme):
     def _logits(self, images: torch.Tensor, no: torch.Tensor, channel: Channel) -> torch.Tensor:
         """``images [B, C, H, W]`` in [0, 1] through the variant (and ``channel`` at ``no [B]``) -> logits [B, classes]."""
         if self.params.uses_channel:
-            return self.model(images, lambda x: self._through(x, channel, no))
-        return self.model(images)
+            return self._model(images, lambda x: self._through(x, channel, no))
+        return self._model(images)
 
     def simulate(self, batch_size: int, no: torch.Tensor, channel: Channel) -> dict[str, float]:
         idx = torch.from_numpy(self._eval.take(batch_size, len(self._test_labels))).to(self._test_labels.device)
