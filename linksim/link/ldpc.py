@@ -109,10 +109,19 @@ class EarlyStopBP(LDPCBPDecoder):
         llr = llr_ch.reshape(-1, self._num_vns).to(self.dtype)
         if self._llr_max is not None:
             llr = llr.clamp(-self._llr_max, self._llr_max)
-        decided, iterations = self._decode(-llr.T.contiguous(), num_iter)  # true LLRs, edge-major
+        step = self._chunk(llr.device) or len(llr)
+        parts = [self._decode(-part.T.contiguous(), num_iter) for part in llr.split(step)]  # true LLRs, edge-major
+        decided = torch.cat([d for d, _ in parts], dim=1)
+        iterations = torch.cat([i for _, i in parts])
         x = (decided <= 0).to(self.dtype) if self._hard_out else -decided
         self.last_iterations = iterations
         return x.T.reshape(shape)
+
+    def _chunk(self, device: torch.device) -> int | None:
+        """Codewords per decoding pass: on a CPU about 2^20 messages (17 codewords of (3840, 15360),
+        244 of (512, 1024)), which stay in the caches and run 1.3x faster per codeword than a batch of
+        2,000; the whole batch on a GPU."""
+        return max(1, (1 << 20) // len(self._edge_vn)) if device.type == "cpu" else None
 
     def _iteration(self, llr: torch.Tensor, total: torch.Tensor, c2v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One flooding iteration: ``llr, total [num_vns, batch]``, ``c2v [edges, batch]`` -> new
