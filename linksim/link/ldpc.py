@@ -9,9 +9,13 @@ shortening/filler bits, pruning, the 38.212 interleaver) and replaces only the B
   early stopping off its hard decisions equal Sionna's (up to float summation order);
 * messages kept edge-major, ``[edges, batch]``, so that gathers and scatters move contiguous rows,
   and check nodes grouped by degree, so that no message is padding;
-* after every iteration each codeword whose hard decisions satisfy all parity checks leaves the
-  batch (its decisions are final: a valid codeword), and decoding stops when none is left. The
-  iterations each codeword used are kept in :attr:`EarlyStopBP.last_iterations`.
+* after every iteration, a codeword whose hard decisions satisfy all parity checks is done: its
+  decisions (a valid codeword) are kept and finished codewords leave the batch in bulk; decoding
+  stops when none is left. The iterations each codeword used are kept in
+  :attr:`EarlyStopBP.last_iterations`;
+* on a CPU, large batches are decoded in cache-sized chunks.
+
+Validated against Sionna's decoder in ``tests/test_ldpc.py``; measured in ``bench/link_throughput.py``.
 """
 
 from __future__ import annotations
