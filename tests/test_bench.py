@@ -1,0 +1,35 @@
+"""The benchmarks' own logic (their timings are not tested): references and bookkeeping."""
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+import sinfony_end_to_end  # noqa: E402
+import sinfony_throughput  # noqa: E402
+
+from linksim.models import Sinfony, count_parameters  # noqa: E402
+
+
+def test_per_agent_reference_is_the_same_model_written_per_agent():
+    ref = sinfony_throughput.PerAgentSinfony()
+    ours = Sinfony(in_channels=1, image_size=28, units_per_stage=2, base_width=14, n_tx=14, n_rx=56)
+    assert count_parameters(ref) == count_parameters(ours) == 541_138
+    logits = ref(torch.rand(3, 1, 28, 28), sinfony_throughput.awgn_per_image(torch.full((3,), 5.0)))
+    assert logits.shape == (3, 10)
+
+
+def test_end_to_end_breakdown_splits_the_manifest_by_phase():
+    manifest = {
+        "scenario": {"schemes": [{"name": "central", "type": "sinfony"}, {"name": "digital", "type": "sinfony_digital"},
+                                 {"name": "ae", "type": "sinfony_analog_ae"}]},
+        "sessions": [{"data_wall_s": 2.0}],
+        "schemes": {"central": {"prepare_wall_s": 10.0}, "digital": {"prepare_wall_s": 3.0},
+                    "ae": {"prepare_wall_s": 4.0}},
+        "units": {"central|awgn|0": {"wall_s": 1.5}, "central|awgn|5": {"wall_s": 0.5},
+                  "digital|awgn|14": {"wall_s": 6.0}, "ae|awgn|0": {"wall_s": 1.0}},
+    }
+    assert sinfony_end_to_end.breakdown(manifest) == {"data": 2.0, "training": 8.0, "evaluation": 2.0,
+                                                       "baselines": 14.0}
