@@ -62,6 +62,20 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _cmd_snr_at(args) -> int:
+    from linksim.analysis import snr_at
+    from linksim.results import read_results
+
+    try:
+        table = snr_at(read_results(args.results), args.target, args.x, args.metric, args.reference)
+    except ValueError as err:
+        raise RuntimeError(f"{args.results}: {err}") from None
+    print(f"{args.x} [dB] at which {args.metric} reaches {args.target:g}"
+          + (f"; shift_db relative to {args.reference}" if args.reference else "") + ":")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return 0
+
+
 def _cmd_list(args) -> int:
     from linksim import registry
 
@@ -114,6 +128,14 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", help="directory for the figures (default: next to the first CSV)")
     pl.add_argument("--format", action="append", default=None, choices=["png", "pdf", "svg"])
     pl.set_defaults(func=_cmd_plot)
+
+    sa = sub.add_parser("snr-at", help="the SNR each curve of a results.csv needs to reach a target error rate")
+    sa.add_argument("results")
+    sa.add_argument("--target", "-t", type=float, required=True, help="error rate, e.g. 0.02")
+    sa.add_argument("--x", default="snr_norm_db", choices=["snr_db", "esno_db", "ebno_db", "snr_norm_db"])
+    sa.add_argument("--metric", "-m", default="error_rate")
+    sa.add_argument("--reference", "-r", help="scheme the others are compared with (adds shift_db)")
+    sa.set_defaults(func=_cmd_snr_at)
 
     ls = sub.add_parser("list", help="registered schemes, channels and datasets")
     ls.set_defaults(func=_cmd_list)
