@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from datetime import date
 from importlib import metadata
-from collections.abc import Callable
 
 import torch
 

@@ -7,10 +7,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-import sinfony_end_to_end  # noqa: E402
-import sinfony_throughput  # noqa: E402
+import sinfony_end_to_end
+import sinfony_throughput
 
-from linksim.models import Sinfony, count_parameters  # noqa: E402
+from linksim.models import Sinfony, count_parameters
 
 
 def test_per_agent_reference_is_the_same_model_written_per_agent():

@@ -10,7 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
 from sionna.phy.fec.interleaving import Deinterleaver, RandomInterleaver
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
-from sionna.phy.mapping import Constellation, Demapper, Mapper, SymbolDemapper, SymbolInds2Bits
+from sionna.phy.mapping import (
+    Constellation,
+    Demapper,
+    Mapper,
+    SymbolDemapper,
+    SymbolInds2Bits,
+)
 from torch import nn
 
 from linksim.channels.base import Channel

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, PositiveInt, model_validator
 
-from linksim.channels.base import Channel
 from linksim.accel import compiled
+from linksim.channels.base import Channel
 from linksim.layers import inference_chunk, preferred_memory_format
 from linksim.models import CentralClassifier, Sinfony, conv_kernels, count_parameters
 from linksim.registry import register_scheme
