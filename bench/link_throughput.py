@@ -31,7 +31,7 @@ from linksim.channels.awgn import AWGNChannel
 from linksim.link.digital import DecoderParams, DigitalLinkParams
 from linksim.schemes.digital_link import DigitalLinkScheme
 
-# (label, k, n, bits per symbol, Eb/N0 dB in the waterfall, batch on GPU, batch on CPU)
+# (label, k, n, bits per symbol, Eb/N0 dB at or just above the waterfall, batch on GPU, batch on CPU)
 CONFIGS = [
     ("(512, 1024) 16-QAM", 512, 1024, 4, 4.0, 50_000, 2_000),
     ("(3840, 15360) BPSK", 3840, 15360, 1, 0.75, 5_000, 100),
