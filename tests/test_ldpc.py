@@ -60,6 +60,11 @@ def test_noiseless_codewords_stop_after_one_iteration():
     assert (dec.last_iterations == 1).all()
 
 
+def test_an_empty_batch_decodes_to_nothing():  # Sionna's decoder raises on one
+    dec = LDPC5GEarlyStopDecoder(LDPC5GEncoder(100, 200))
+    assert dec(torch.zeros(0, 200)).shape == (0, 100) and dec.last_iterations.shape == (0,)
+
+
 def test_soft_output_signs_match_hard_output_and_leading_dims_are_kept():
     enc, _, llr = _llrs(128, 384, 3.0, 12)
     hard = LDPC5GEarlyStopDecoder(enc)(llr.reshape(3, 4, 384))

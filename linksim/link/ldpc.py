@@ -113,10 +113,10 @@ class EarlyStopBP(LDPCBPDecoder):
         llr = llr_ch.reshape(-1, self._num_vns).to(self.dtype)
         if self._llr_max is not None:
             llr = llr.clamp(-self._llr_max, self._llr_max)
-        step = self._chunk(llr.device) or len(llr)
+        step = self._chunk(llr.device) or max(1, len(llr))
         parts = [self._decode(-part.T.contiguous(), num_iter) for part in llr.split(step)]  # true LLRs, edge-major
-        decided = torch.cat([d for d, _ in parts], dim=1)
-        iterations = torch.cat([i for _, i in parts])
+        decided = torch.cat([d for d, _ in parts], dim=1) if parts else llr.T
+        iterations = torch.cat([i for _, i in parts]) if parts else torch.zeros(0, dtype=torch.int32, device=llr.device)
         x = (decided <= 0).to(self.dtype) if self._hard_out else -decided
         self.last_iterations = iterations
         return x.T.reshape(shape)
