@@ -8,6 +8,10 @@ Prints the breakdown, then ``ratio=<x>``: the issue's budget for the full profil
 300 s, over the measured wall time (>= 1 meets it; only the full profile is comparable).
 
     python bench/sinfony_end_to_end.py [--profile quick] [--device cpu] [--warm]
+
+``--out DIR`` keeps the run (and resumes it when the command is run again, e.g. after a time limit
+killed it) and ``--models DIR`` keeps the trained weights; the breakdown is then that of the last
+session only, so time an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -45,19 +49,25 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--warm", action="store_true", help="reuse the user's model cache instead of training")
     ap.add_argument("--compile", default="auto", choices=["auto", "on", "off"])
+    ap.add_argument("--out", help="keep the run directory here (resumed if present) instead of a temporary one")
+    ap.add_argument("--models", help="weight cache (default: a fresh temporary one, unless --warm)")
     args = ap.parse_args()
     device = pick_device(args.device)
     print(environment(device))
     with tempfile.TemporaryDirectory() as tmp:
-        if not args.warm:
+        if args.models:
+            os.environ["LINKSIM_MODELS"] = args.models
+        elif not args.warm:
             os.environ["LINKSIM_MODELS"] = str(Path(tmp) / "models")
         from linksim.config import load_scenario
         from linksim.runner import RunOptions, run_scenario
 
         scenario = load_scenario(SCENARIO, args.profile, [f"device={'cuda' if device.startswith('cuda') else 'cpu'}"])
         t0 = time.perf_counter()
-        summary = run_scenario(scenario, RunOptions(profile=args.profile, out=tmp, run_id="run", progress=False,
-                                                    compile=args.compile))
+        out = args.out or tmp
+        resume = bool(args.out) and (Path(out) / scenario.name / "run" / "manifest.json").is_file()
+        summary = run_scenario(scenario, RunOptions(profile=args.profile, out=out, run_id="run", progress=False,
+                                                    compile=args.compile, resume=resume))
         wall = time.perf_counter() - t0
         manifest = json.loads(summary.run_dir.manifest_path.read_text())
     phases = breakdown(manifest)
