@@ -72,7 +72,7 @@ def main() -> None:
         manifest = json.loads(summary.run_dir.manifest_path.read_text())
     phases = breakdown(manifest)
     phases["other (plots, files)"] = wall - sum(phases.values())
-    print(f"sinfony_mnist, profile {args.profile or 'full'}, {'warm' if args.warm else 'cold'} model cache, "
+    print(f"sinfony_mnist, profile {args.profile or 'full'}, model cache {args.models or ('of the user (warm)' if args.warm else 'fresh (cold)')}, "
           f"{summary.finished} points:")
     for name, seconds in phases.items():
         print(f"  {name:22s} {seconds:8.1f} s  {100 * seconds / wall:5.1f} %")
