@@ -29,6 +29,7 @@ from sionna.phy.utils import ebnodb2no
 from linksim.accel import resolve_compile
 from linksim.channels.awgn import AWGNChannel
 from linksim.link.digital import DecoderParams, DigitalLinkParams
+from linksim.schemes.base import SchemeContext
 from linksim.schemes.digital_link import DigitalLinkScheme
 
 # (label, k, n, bits per symbol, Eb/N0 dB at or just above the waterfall, batch on GPU, batch on CPU)
@@ -68,8 +69,7 @@ class LinksimChain:
     def __init__(self, k: int, n: int, m: int, decoder: DecoderParams, compile_decoder: bool):
         params = DigitalLinkParams(k=k, n=n, modulation="qam" if m > 1 else "pam", bits_per_symbol=m, decoder=decoder)
         self.scheme, self.channel = DigitalLinkScheme(params), AWGNChannel()
-        if compile_decoder:
-            self.scheme.link.compile_decoder()
+        self.scheme.prepare(SchemeContext(compile=compile_decoder))  # as `linksim run --compile` does
 
     def __call__(self, batch: int, no: torch.Tensor) -> tuple[int, int]:
         c = self.scheme.simulate(batch, no, self.channel)
