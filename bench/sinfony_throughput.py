@@ -9,11 +9,14 @@ at a training SNR drawn per image (MNIST sizes, N_Tx = 14, random images: throug
 
 Prints training images/s at batch 64 and 512 and evaluation images/s (2,000 images per call; linksim
 evaluates them in chunks on a CPU, as its scheme does) for each model (and for
-linksim's model under ``torch.compile``), then ``ratio=<x>``: linksim's default path (compiled on a GPU,
-eager on a CPU, as ``--compile auto``) over the reference, training at batch 64.
+linksim's model under ``torch.compile`` and, on a GPU, with the whole training step replayed as a CUDA
+graph, :class:`linksim.accel.CapturedStep`), then ``ratio=<x>``: linksim's default path (on a GPU
+compiled and graphed, as ``--compile auto --cuda-graphs auto``; eager on a CPU) over the reference,
+training at batch 64.
 
-It also trains copies of linksim's model eagerly and compiled for 200 steps from the same weights and
-seed on a small memorisation task and prints both losses: compiling must not change the learning curve.
+It also trains copies of linksim's model eagerly, compiled (and graphed, on a GPU) for 200 steps from
+the same weights and seed on a small memorisation task and prints the losses: neither may change the
+learning curve.
 
     python bench/sinfony_throughput.py [--device cpu] [--min-time 5]
 """
@@ -29,7 +32,7 @@ import torch.nn.functional as F
 from _common import environment, pick_device, rate
 from torch import nn
 
-from linksim.accel import compiled, resolve_compile
+from linksim.accel import CapturedStep, compiled, resolve_compile, resolve_cuda_graphs
 from linksim.data.quadrants import split_quadrants
 from linksim.layers import Dense, PreActResNet, inference_chunk, preferred_memory_format
 from linksim.models import Sinfony, conv_kernels, count_parameters
@@ -68,21 +71,30 @@ def awgn_per_image(snr_db: torch.Tensor):
     return channel
 
 
-def train_step(model, forward, batch: int, device: str):
-    """One SGD step on random images; returns the step function."""
+def train_step(model, forward, batch: int, device: str, graph: bool = False):
+    """One SGD step on ``batch`` of 4,096 random images; returns the step function (with ``graph``,
+    captured in a CUDA graph after 3 warm-up steps, as ``linksim.train`` does)."""
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     kernels = conv_kernels(model)
-    images = torch.rand(batch, 1, 28, 28, device=device)
-    labels = torch.randint(0, 10, (batch,), device=device)
+    images = torch.rand(4096, 1, 28, 28, device=device)
+    labels = torch.randint(0, 10, (4096,), device=device)
 
-    def step():
-        snr_db = torch.empty(batch, device=device).uniform_(-4, 6)
-        logits = forward(images, awgn_per_image(snr_db))
-        loss = F.cross_entropy(logits, labels) + 1e-4 * sum(w.square().sum() for w in kernels)
+    def one_step(idx):
+        snr_db = torch.empty(len(idx), device=device).uniform_(-4, 6)
+        logits = forward(images[idx], awgn_per_image(snr_db))
+        loss = F.cross_entropy(logits, labels[idx]) + 1e-4 * sum(w.square().sum() for w in kernels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return loss.detach()
+
+    run = CapturedStep(one_step, enabled=graph)
+    calls = 0
+
+    def step():
+        nonlocal calls
+        start = calls * batch % (len(labels) - batch + 1)
+        calls += 1
+        run(torch.arange(start, start + batch, device=device))
 
     return step
 
@@ -101,26 +113,33 @@ def eval_step(forward, batch: int, device: str, chunk: int | None):
     return step
 
 
-def learning_curve(model: nn.Module, compile_model: bool, device: str, steps: int) -> list[float]:
+def learning_curve(model: nn.Module, compile_model: bool, graph: bool, device: str, steps: int) -> list[float]:
     """Loss per step of ``steps`` SGD steps (batch 64) memorising 640 random images' random labels, from
-    ``model``'s weights (a copy) and a fixed seed: the compiled path must learn like the eager one (its
-    channel noise is drawn by the compiler's generator, so the curves agree within noise, not exactly)."""
+    ``model``'s weights (a copy) and a fixed seed: the compiled and graphed paths must learn like the
+    eager one (the compiler draws the channel noise from another generator, so the curves agree within
+    noise, not exactly)."""
     model = copy.deepcopy(model).train()
     forward = compiled(model, dynamic=False) if compile_model else model
     gen = torch.Generator().manual_seed(5)
     images = torch.rand(640, 1, 28, 28, generator=gen).to(device)
     labels = torch.randint(0, 10, (640,), generator=gen).to(device)  # to be memorised: learnt slowly
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    last_loss = torch.zeros((), device=device)
     torch.manual_seed(6)
-    losses = []
-    for i in range(steps):
-        idx = torch.arange(i * 64, (i + 1) * 64) % len(labels)
+
+    def one_step(idx):
         logits = forward(images[idx], awgn_per_image(torch.full((64,), 6.0, device=device)))
         loss = F.cross_entropy(logits, labels[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss.detach()))
+        last_loss.copy_(loss.detach())
+
+    run = CapturedStep(one_step, enabled=graph)
+    losses = []
+    for i in range(steps):
+        run(torch.arange(i * 64, (i + 1) * 64, device=device) % len(labels))
+        losses.append(float(last_loss))
     return losses
 
 
@@ -138,18 +157,23 @@ def main() -> None:
     ref = PerAgentSinfony().to(device)
     assert count_parameters(ours) == count_parameters(ref), (count_parameters(ours), count_parameters(ref))
     print(f"parameters: {count_parameters(ours):,} (both)")
-    paths = {
-        "per-agent reference": (ref, ref),
-        "linksim, eager": (ours, ours),
-        "linksim, torch.compile": (ours, compiled(ours, dynamic=False)),
+    fast = compiled(ours, dynamic=False)
+    paths = {  # name: (model, forward, CUDA graph)
+        "per-agent reference": (ref, ref, False),
+        "linksim, eager": (ours, ours, False),
+        "linksim, torch.compile": (ours, fast, False),
     }
-    default = "linksim, torch.compile" if resolve_compile("auto", device) else "linksim, eager"
+    if device.startswith("cuda"):
+        paths["linksim, CUDA graph"] = (ours, ours, True)
+        paths["linksim, compile + graph"] = (ours, fast, True)
+    default = {(True, True): "linksim, compile + graph", (True, False): "linksim, torch.compile",
+               (False, False): "linksim, eager"}[resolve_compile("auto", device), resolve_cuda_graphs("auto", device)]
     results: dict[tuple[str, str], float] = {}
-    for name, (model, forward) in paths.items():
+    for name, (model, forward, graph) in paths.items():
         for batch in (64, 512):
             model.train()
-            results[(name, f"train {batch}")] = rate(train_step(model, forward, batch, device), batch, device,
-                                                     args.min_time, warmup=3)
+            results[(name, f"train {batch}")] = rate(train_step(model, forward, batch, device, graph), batch, device,
+                                                     args.min_time, warmup=5)
         model.eval()
         chunk = None if model is ref else inference_chunk(device)  # linksim's evaluation path chunks on a CPU
         results[(name, "eval")] = rate(eval_step(forward, args.eval_batch, device, chunk), args.eval_batch, device,
@@ -161,10 +185,13 @@ def main() -> None:
         if name != "per-agent reference":
             print(f"  {name:24s} {kind:10s} ratio {value / results[('per-agent reference', kind)]:5.2f}")
     steps, block = 200, 25
-    for label, compile_model in (("eager", False), ("compiled", True)):
-        losses = learning_curve(ours, compile_model, device, steps)
+    for label, compile_model, graph in (("eager", False, False), ("compiled", True, False), ("graphed", False, True),
+                                        ("compiled + graphed", True, True)):
+        if graph and not device.startswith("cuda"):
+            continue
+        losses = learning_curve(ours, compile_model, graph, device, steps)
         means = [sum(losses[i : i + block]) / block for i in range(0, steps, block)]
-        print(f"learning curve, {label:8s} (mean loss per {block} steps): " + " ".join(f"{v:.3f}" for v in means))
+        print(f"learning curve, {label:18s} (mean loss per {block} steps): " + " ".join(f"{v:.3f}" for v in means))
     print(f"default path on this device: {default}")
     print(f"ratio={results[(default, 'train 64')] / ref64:.2f}")
 

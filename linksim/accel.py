@@ -1,9 +1,14 @@
-"""Optional ``torch.compile`` of hot paths, with the eager path as the fallback.
+"""Optional accelerations of hot paths, each with the eager path as the fallback.
 
-Compilation never changes what is computed (only float rounding), so it is a run option
-(``linksim run --compile on|off|auto``), not part of a scenario: ``auto`` compiles on a GPU, where
-fused kernels pay off, and not on a CPU, where compiling costs tens of seconds per code and
-needs a C++ compiler.
+- ``torch.compile`` (:func:`compiled`): ``linksim run --compile on|off|auto``; ``auto`` compiles on a
+  GPU, where fused kernels pay off, and not on a CPU, where compiling costs tens of seconds per code
+  and needs a C++ compiler.
+- CUDA graphs (:class:`CapturedStep`): a whole training step (forward, backward, optimizer) recorded
+  once and replayed, one launch instead of hundreds per batch; ``linksim run --cuda-graphs auto|off``,
+  ``auto`` meaning on CUDA devices.
+
+Neither changes what is computed (only float rounding), so both are run options, not part of a
+scenario.
 """
 
 from __future__ import annotations
@@ -15,14 +20,20 @@ from typing import Literal
 
 import torch
 
-__all__ = ["CompileMode", "resolve_compile", "compiled"]
+__all__ = ["CompileMode", "GraphMode", "resolve_compile", "resolve_cuda_graphs", "compiled", "CapturedStep"]
 
 CompileMode = Literal["auto", "on", "off"]
+GraphMode = Literal["auto", "off"]
 
 
 def resolve_compile(mode: CompileMode, device: str) -> bool:
     """Whether to compile: ``on``/``off`` as given, ``auto`` on CUDA devices only."""
     return mode == "on" or (mode == "auto" and device.startswith("cuda"))
+
+
+def resolve_cuda_graphs(mode: GraphMode, device: str) -> bool:
+    """Whether to capture training steps in CUDA graphs: ``auto`` on CUDA devices, never on a CPU."""
+    return mode == "auto" and device.startswith("cuda")
 
 
 def compiled(fn: Callable, *, dynamic: bool = True) -> Callable:
@@ -45,3 +56,72 @@ def compiled(fn: Callable, *, dynamic: bool = True) -> Callable:
         return fn(*args, **kwargs)
 
     return call
+
+
+class CapturedStep:
+    """One training step ``fn(idx)`` run eagerly, or captured once in a CUDA graph and replayed.
+
+    ``fn`` must read its batch through the index tensor ``idx`` ([B] int64, on the device) and leave
+    its results only in tensors that outlive the call (weights, optimizer state, running sums), with
+    no host synchronisation inside: that is what lets a graph replay it. With ``enabled``, the
+    first ``warmup`` calls run eagerly on a side stream (the optimizer allocates its state, kernels
+    are chosen), the next call is captured with a static copy of its ``idx`` and every later call
+    of the same batch size copies its indices in and replays the graph. Calls of another size (a
+    last, partial batch) run eagerly. Python scalars used inside ``fn`` (the learning rate) are
+    frozen into the graph: make a new ``CapturedStep`` when they change.
+
+    :param generators: the ``torch.Generator`` objects ``fn`` draws from besides the default one;
+        they are registered with the graph, so that every replay advances them as an eager call would.
+    :param enabled: capture at all (only on CUDA devices); ``False`` always runs ``fn`` eagerly.
+
+    If capturing fails, it warns once and runs eagerly from then on.
+    """
+
+    def __init__(self, fn: Callable[[torch.Tensor], None], generators: tuple[torch.Generator, ...] = (),
+                 *, enabled: bool = True, warmup: int = 3):
+        self.fn, self.generators, self.enabled, self.warmup = fn, generators, enabled, warmup
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._static_idx: torch.Tensor | None = None
+        self._eager_calls = 0
+
+    @property
+    def captured(self) -> bool:
+        """Whether a graph has been captured (and later full batches replay it)."""
+        return self._graph is not None
+
+    def __call__(self, idx: torch.Tensor) -> None:
+        if not self.enabled:
+            self.fn(idx)
+        elif self._graph is not None:
+            if len(idx) == len(self._static_idx):
+                self._static_idx.copy_(idx)
+                self._graph.replay()
+            else:
+                self.fn(idx)
+        elif self._eager_calls < self.warmup:
+            self._eager_calls += 1
+            side = torch.cuda.Stream(device=idx.device)
+            side.wait_stream(torch.cuda.current_stream(idx.device))
+            with torch.cuda.stream(side):
+                self.fn(idx)
+            torch.cuda.current_stream(idx.device).wait_stream(side)
+        else:
+            self._capture(idx)
+
+    def _capture(self, idx: torch.Tensor) -> None:
+        static_idx = idx.clone()
+        graph = torch.cuda.CUDAGraph()
+        try:
+            for generator in self.generators:
+                graph.register_generator_state(generator)
+            with torch.cuda.graph(graph):
+                self.fn(static_idx)
+        except Exception as err:  # noqa: BLE001 - whatever broke the capture, the eager step still works
+            self.enabled = False
+            warnings.warn(f"CUDA graph capture of {getattr(self.fn, '__qualname__', self.fn)} failed; running "
+                          f"eagerly ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})",
+                          RuntimeWarning, stacklevel=3)
+            self.fn(idx)
+            return
+        self._graph, self._static_idx = graph, static_idx
+        graph.replay()  # capturing recorded the step without running it

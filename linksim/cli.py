@@ -42,7 +42,8 @@ def _cmd_run(args) -> int:
     scenario, overrides = _load(args)
     opts = RunOptions(profile=args.profile, overrides=overrides, scenario_file=args.scenario, out=args.out,
                       resume=args.resume, run_id=args.run_id, max_units=args.max_units,
-                      plots=not args.no_plots, progress=not args.quiet, compile=args.compile)
+                      plots=not args.no_plots, progress=not args.quiet, compile=args.compile,
+                      cuda_graphs=args.cuda_graphs)
     summary = run_scenario(scenario, opts)
     rd = summary.run_dir
     if rd.csv.is_file():
@@ -113,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--max-units", type=int, help="stop after this many new points (resume later)")
     r.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                    help="torch.compile the hot paths (auto: on a GPU only); results are the same up to rounding")
+    r.add_argument("--cuda-graphs", choices=["auto", "off"], default="auto",
+                   help="replay training steps as CUDA graphs (auto: on a GPU); results are the same up to rounding")
     r.add_argument("--no-plots", action="store_true")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     r.set_defaults(func=_cmd_run)

@@ -17,7 +17,7 @@ from sionna.phy import config as sionna_config
 from tqdm import tqdm
 
 from linksim import registry
-from linksim.accel import CompileMode, resolve_compile
+from linksim.accel import CompileMode, GraphMode, resolve_compile, resolve_cuda_graphs
 from linksim.channels.base import Channel
 from linksim.config import ChannelSpec, Scenario, SchemeSpec
 from linksim.engine import WorkUnit, derived_seed, run_unit, seed_everything, unit_seed
@@ -39,6 +39,7 @@ class RunOptions:
     :param plots: draw the figures at the end.
     :param progress: show progress bars.
     :param compile: ``torch.compile`` hot paths: ``on``, ``off``, or ``auto`` (on CUDA only); see :mod:`linksim.accel`.
+    :param cuda_graphs: capture training steps in CUDA graphs: ``auto`` (on CUDA devices) or ``off``.
     """
 
     profile: str | None = None
@@ -51,6 +52,7 @@ class RunOptions:
     plots: bool = True
     progress: bool = True
     compile: CompileMode = "auto"
+    cuda_graphs: GraphMode = "auto"
 
 
 @dataclass
@@ -185,6 +187,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
         "versions": _versions(),
         "git_commit": _git_commit(),
         "compile": resolve_compile(opts.compile, device),
+        "cuda_graphs": resolve_cuda_graphs(opts.cuda_graphs, device),
     }
     manifest["sessions"].append(session)
     run_dir.write_manifest(manifest)
@@ -194,7 +197,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
     units = work_units(scenario)
     order = [u.key for u in units]
     context = SchemeContext(device=device, run_dir=run_dir.path, seed=scenario.seed, progress=opts.progress,
-                            compile=session["compile"],
+                            compile=session["compile"], cuda_graphs=session["cuda_graphs"],
                             train_channel=build_channel(scenario.train_channel, scenario.seed),
                             train_channel_spec=scenario.train_channel.model_dump(mode="json"))
     specs = {s.name: s for s in scenario.schemes}

@@ -18,8 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 from safetensors.torch import load_file, save
 from torch import nn
 
-from linksim.data.base import sample_indices
+from sionna.phy import config as sionna_config
+
+from linksim.accel import CapturedStep
 from linksim.atomic import atomic_write, atomic_write_text
+from linksim.data.base import sample_indices
 
 __all__ = ["TrainParams", "EpochLog", "model_cache_dir", "cache_key", "train", "write_log", "load_or_train"]
 
@@ -70,10 +73,11 @@ def _lr(params: TrainParams, epoch: int) -> float:
     return params.lr * params.lr_decay ** sum(epoch >= m for m in params.lr_milestones)
 
 
-def _optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimizer:
+def _optimizer(model: nn.Module, params: TrainParams, capturable: bool) -> torch.optim.Optimizer:
     if params.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=params.lr, momentum=params.momentum)
-    return torch.optim.Adam(model.parameters(), lr=params.lr)
+    # capturable: Adam keeps its step count on the device, so that a CUDA graph can replay the update
+    return torch.optim.Adam(model.parameters(), lr=params.lr, capturable=capturable)
 
 
 def train(
@@ -86,6 +90,7 @@ def train(
     conv_kernels: list[torch.Tensor] = (),
     checkpoint: Path | None = None,
     progress: Callable[[EpochLog], None] | None = None,
+    cuda_graph: bool = False,
 ) -> list[EpochLog]:
     """Train ``model`` in place.
 
@@ -97,41 +102,53 @@ def train(
     :param conv_kernels: tensors the ``conv_l2`` penalty applies to.
     :param checkpoint: file for a per-epoch checkpoint: training killed mid-way resumes from the last
         finished epoch with the same result as an uninterrupted run.
+    :param cuda_graph: capture the whole step (``step``, L2 term, backward, optimizer) in a CUDA graph
+        and replay it for every full batch (:class:`~linksim.accel.CapturedStep`; CUDA devices only).
+        ``step`` must then draw its randomness from ``rng`` or Sionna's generator and never wait
+        for the GPU.
     :output: one log entry per epoch: ``epoch, lr, loss, accuracy, wall_s``.
     """
     if params.subset is not None:
         idx = sample_indices(len(labels), min(params.subset, len(labels))).to(images.device)
         images, labels = images[idx], labels[idx]
-    opt = _optimizer(model, params)
+    opt = _optimizer(model, params, capturable=cuda_graph)
     history: list[EpochLog] = []
-    rng = torch.Generator(device=images.device)
+    device = images.device
+    rng = torch.Generator(device=device)
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=images.device, weights_only=True)
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         history = state["history"]
     n = len(labels)
+    # summed on the device: reading them every step would wait for the GPU after every batch
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct_sum = torch.zeros((), dtype=torch.int64, device=device)
+
+    def one_step(idx: torch.Tensor) -> None:
+        batch = images[idx]
+        loss, correct = step(batch if batch.is_floating_point() else batch.float() / 255.0, labels[idx], rng)
+        if params.conv_l2 and conv_kernels:
+            loss = loss + params.conv_l2 * sum(w.square().sum() for w in conv_kernels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum.add_(loss.detach() * len(idx))
+        correct_sum.add_(correct.sum())
+
+    generators = (rng, sionna_config.torch_rng(str(device))) if cuda_graph else ()
     for epoch in range(len(history), params.epochs):
         model.train()
         rng.manual_seed(seed * 1000 + epoch)
         for group in opt.param_groups:
             group["lr"] = _lr(params, epoch)
-        order = torch.randperm(n, generator=rng, device=images.device)
-        # summed on the device: reading them every step would wait for the GPU after every batch
+        run_step = CapturedStep(one_step, generators, enabled=cuda_graph)  # per epoch: the lr is frozen in a graph
+        order = torch.randperm(n, generator=rng, device=device)
         t0 = time.perf_counter()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
-        correct_sum = torch.zeros((), dtype=torch.int64, device=images.device)
+        loss_sum.zero_()
+        correct_sum.zero_()
         for start in range(0, n, params.batch_size):
-            idx = order[start : start + params.batch_size]
-            batch = images[idx]
-            loss, correct = step(batch if batch.is_floating_point() else batch.float() / 255.0, labels[idx], rng)
-            if params.conv_l2 and conv_kernels:
-                loss = loss + params.conv_l2 * sum(w.square().sum() for w in conv_kernels)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach() * len(idx)
-            correct_sum += correct.sum()
+            run_step(order[start : start + params.batch_size])
         history.append(
             {"epoch": epoch + 1, "lr": _lr(params, epoch), "loss": float(loss_sum) / n, "accuracy": int(correct_sum) / n,
              "wall_s": round(time.perf_counter() - t0, 3)}

@@ -110,7 +110,8 @@ def test_csv_has_tidy_columns_and_counters_add_up(write_scenario, tmp_path):
 def test_manifest_records_the_compile_switch_and_data_time(write_scenario, tmp_path):
     run_dir = _run(write_scenario(), tmp_path, run_id="r", compile="off", max_units=1).run_dir
     session = json.loads(run_dir.manifest_path.read_text())["sessions"][0]
-    assert session["compile"] is False and session["data_wall_s"] == 0.0  # random bits: no dataset
+    assert session["compile"] is False and session["cuda_graphs"] is False
+    assert session["data_wall_s"] == 0.0  # random bits: no dataset
 
 
 def test_stop_sweep_below_cuts_a_curve_and_still_resumes_identically(write_scenario, tmp_path):

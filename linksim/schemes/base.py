@@ -59,6 +59,8 @@ class SchemeContext:
     :param seed: the scenario seed (training seeds derive from it).
     :param progress: whether to report training progress on the terminal.
     :param compile: whether schemes run their hot paths through ``torch.compile`` (:mod:`linksim.accel`).
+    :param cuda_graphs: whether learned schemes capture their training steps in CUDA graphs
+        (``train(..., cuda_graph=...)``; CUDA devices only).
     """
 
     device: str = "cpu"
@@ -69,6 +71,7 @@ class SchemeContext:
     seed: int = 0
     progress: bool = True
     compile: bool = False
+    cuda_graphs: bool = False
     data_wall_s: float = 0.0  # time spent loading datasets (inside the schemes' prepare)
     _datasets: dict = field(default_factory=dict, repr=False)
 

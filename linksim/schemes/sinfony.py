@@ -179,7 +179,7 @@ class SinfonyScheme(Scheme):
 
             return train(self.model, step, data.images.to(device), data.labels.to(device), p.train,
                          seed=context.seed, conv_kernels=conv_kernels(self.model), checkpoint=checkpoint,
-                         progress=report)
+                         progress=report, cuda_graph=context.cuda_graphs)
 
         history, key, reused = load_or_train(self.model, description, fit, context.cache_dir)
         self.model.eval()

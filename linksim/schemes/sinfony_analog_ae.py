@@ -160,7 +160,7 @@ class SinfonyAnalogAEScheme(Scheme):
                           f"within 0.1 {log['accuracy']:.4f} ({log['wall_s']:.0f} s) {name}", flush=True)
 
             return train(self.ae, step, elements, elements, p.ae_train, seed=context.seed, checkpoint=checkpoint,
-                         progress=report)
+                         progress=report, cuda_graph=context.cuda_graphs)
 
         history, key, reused = load_or_train(self.ae, description, fit, context.cache_dir)
         self.ae.eval()
