@@ -268,4 +268,6 @@ def _run_one(scenario, specs, schemes, channels, context, unit: WorkUnit, stop, 
         "wall_s": round(time.perf_counter() - t0, 3),
         "samples": row["samples"],
     }
+    if stages := schemes[unit.scheme].stage_times.take():
+        manifest["units"][f"{unit.scheme}|{unit.channel}|{unit.snr_db:g}"]["stages_s"] = stages
     return row

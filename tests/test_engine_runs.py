@@ -107,11 +107,23 @@ def test_csv_has_tidy_columns_and_counters_add_up(write_scenario, tmp_path):
     assert unc.bp_iterations_mean.isna().all()
 
 
-def test_manifest_records_the_compile_switch_and_data_time(write_scenario, tmp_path):
-    run_dir = _run(write_scenario(), tmp_path, run_id="r", compile="off", max_units=1).run_dir
-    session = json.loads(run_dir.manifest_path.read_text())["sessions"][0]
+def test_manifest_records_the_switches_data_time_and_stage_times(write_scenario, tmp_path, monkeypatch):
+    from linksim.schemes.digital_link import DigitalLinkScheme
+
+    simulate = DigitalLinkScheme.simulate
+
+    def timed(self, *args):  # a scheme that times a stage of its own, as the digital baselines do
+        with self.stage_times("decode"):
+            return simulate(self, *args)
+
+    monkeypatch.setattr(DigitalLinkScheme, "simulate", timed)
+    run_dir = _run(write_scenario(), tmp_path, run_id="r", compile="off", max_units=2).run_dir
+    manifest = json.loads(run_dir.manifest_path.read_text())
+    session = manifest["sessions"][0]
     assert session["compile"] is False and session["cuda_graphs"] is False
     assert session["data_wall_s"] == 0.0  # random bits: no dataset
+    for unit in manifest["units"].values():
+        assert 0 <= unit["stages_s"]["decode"] <= unit["wall_s"]
 
 
 def test_stop_sweep_below_cuts_a_curve_and_still_resumes_identically(write_scenario, tmp_path):

@@ -204,6 +204,7 @@ def test_counters_are_additive_and_the_envelope_picks_the_best_mcs():
     counters = set(s.simulate(1, torch.tensor(1e-3), AWGNChannel())) - {"samples"}
     assert len(counters) == 3 * 7 + 5 and counters <= set(whole)
     assert all(whole[k] == pytest.approx(halves[k]) for k in counters)
+    assert set(s.stage_times.take()) == {"codec", "link"}  # the run's timings: where the time went
     for row in (whole, halves):
         assert row["samples"] == 6 and row["best_mcs"] == "64qam"
         assert row["psnr_db"] == pytest.approx(max(row[f"psnr_db_{m}"] for m in ("qpsk", "16qam", "64qam")))

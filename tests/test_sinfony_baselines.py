@@ -78,6 +78,9 @@ def test_noiseless_link_delivers_the_float16_features(context):
         out = scheme.simulate(24, torch.full((24,), 1e-4), _Noiseless())
         ref = scheme.reference.model.decode(torch.from_numpy(t.sent)).argmax(-1)
     assert out["samples"] == 24 and out["errors"] == int((ref != tiny_mnist(24, 1).labels).sum())
+    # the run's timings say where the time went, per stage, and start again after each unit
+    assert set(scheme.stage_times.take()) == {"link", "source_decode", "classifier"}
+    assert scheme.stage_times.take() == {}
 
 
 def test_batches_are_rounded_up_to_whole_blocks_and_wrap_around(context):

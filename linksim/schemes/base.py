@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -16,7 +19,40 @@ from linksim.channels.base import Channel
 from linksim.snr import LinkBudget
 from linksim.train import write_log
 
-__all__ = ["Scheme", "SchemeContext", "Rate", "EvalCursor"]
+__all__ = ["Scheme", "SchemeContext", "Rate", "EvalCursor", "StageTimes"]
+
+
+class StageTimes:
+    """Wall seconds a scheme spends in named stages of :meth:`Scheme.simulate` (the LDPC link, the
+    Huffman decoder, an image codec, ...), summed until :meth:`take`: the runner records them per work
+    unit in the manifest (``stages_s``), so that a run shows where its time goes. A stage that ends by
+    copying results to the host includes the GPU work it waited for.
+
+    .. rubric:: Example
+
+    >>> times = StageTimes()
+    >>> with times("link"):
+    ...     pass
+    >>> sorted(times.take())
+    ['link']
+    """
+
+    def __init__(self) -> None:
+        self._seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._seconds[stage] += time.perf_counter() - t0
+
+    def take(self) -> dict[str, float]:
+        """The seconds per stage since the last call (rounded to ms), and start again from zero."""
+        out = {stage: round(s, 3) for stage, s in self._seconds.items()}
+        self._seconds.clear()
+        return out
 
 
 @dataclass(frozen=True)
@@ -116,6 +152,7 @@ class Scheme(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.facts: dict = {}  # what describe() reports; subclasses add to it
+        self.stage_times = StageTimes()  # where simulate() spends its time, per work unit
 
     def describe(self) -> dict:
         """Facts for the manifest (parameter counts, cache keys, ...): ``self.facts``."""

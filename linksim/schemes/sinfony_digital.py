@@ -414,7 +414,8 @@ class SinfonyDigitalScheme(Scheme):
                  for a in range(self.agents) for i, b in enumerate(blocks)]
         words = np.concatenate([self._words[a][s:e] for a, _, s, e in spans])
         bits = torch.from_numpy(words).to(device=no.device, dtype=torch.float32)
-        words_hat = self._link(bits, no, channel).to(torch.uint8).cpu().numpy()
+        with self.stage_times("link"):
+            words_hat = self._link(bits, no, channel).to(torch.uint8).cpu().numpy()
         wrong = words_hat != words
         word_wrong = wrong.any(axis=1)
 
@@ -424,12 +425,13 @@ class SinfonyDigitalScheme(Scheme):
         received = np.empty_like(sent)
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
         row, desync = 0, 0
-        for a, i, s, e in spans:
-            symbols, ran_out = decode_block(self.codes[a], words_hat[row : row + e - s].reshape(-1), self._block_len,
-                                            p.pad, rng)
-            row += e - s
-            desync += ran_out
-            received[i * bv : (i + 1) * bv, a] = symbols.reshape(bv, self.values)
+        with self.stage_times("source_decode"):
+            for a, i, s, e in spans:
+                symbols, ran_out = decode_block(self.codes[a], words_hat[row : row + e - s].reshape(-1),
+                                                self._block_len, p.pad, rng)
+                row += e - s
+                desync += ran_out
+                received[i * bv : (i + 1) * bv, a] = symbols.reshape(bv, self.values)
         source_errors = int((received != sent).reshape(nb, bv, self.agents, self.values).any(axis=(1, 3)).sum())
         sent_values, received_values = self.symbol_values(sent), self.symbol_values(received)
         counters = {
@@ -452,15 +454,13 @@ class SinfonyDigitalScheme(Scheme):
         device = self._labels.device
         labels = self._labels[torch.from_numpy(t.images).to(device)]
         received = torch.from_numpy(t.received).to(device)
-        if self.params.source == "features":
-            logits = self.reference.model.decode(received)
-        else:
-            c, h, w = self._image_shape
-            tiles = received.reshape(len(labels), self.agents, c, h // GRID, w // GRID)
-            logits = self.reference.model(merge_quadrants(tiles))
-        return {
-            "samples": len(labels),
-            "errors": int((logits.argmax(-1) != labels).sum()),
-            "loss_sum": float(F.cross_entropy(logits, labels, reduction="sum")),
-            **t.counters,
-        }
+        with self.stage_times("classifier"):
+            if self.params.source == "features":
+                logits = self.reference.model.decode(received)
+            else:
+                c, h, w = self._image_shape
+                tiles = received.reshape(len(labels), self.agents, c, h // GRID, w // GRID)
+                logits = self.reference.model(merge_quadrants(tiles))
+            counters = {"samples": len(labels), "errors": int((logits.argmax(-1) != labels).sum()),
+                        "loss_sum": float(F.cross_entropy(logits, labels, reduction="sum"))}
+        return {**counters, **t.counters}
