@@ -90,10 +90,12 @@ def run_unit(
     scheme.reset()
     primary = scheme.rates[scheme.primary]
     counters: Counter = Counter()
+    # one value for the whole point: a vectorised pow over a batch can differ by an ulp between elements
+    no_point = esno_db_to_no(torch.tensor(esno_db, dtype=torch.float32, device=sionna_config.device))
     start = time.perf_counter()
     while True:
         batch = min(stop.batch_size, stop.max_samples - counters["samples"])
-        no = esno_db_to_no(torch.full((batch,), esno_db, dtype=torch.float32, device=sionna_config.device))
+        no = no_point.repeat(batch)
         counters.update(scheme.simulate(batch, no, channel))
         if progress is not None:
             progress(batch, counters[primary.numerator])

@@ -154,3 +154,31 @@ def test_construction_randomness_does_not_depend_on_what_ran_before():
         pilots.append(build_channel(spec, seed=7).grid.pilot_pattern.pilots.clone())
     assert torch.equal(pilots[0], pilots[1])
     assert not torch.equal(pilots[0], build_channel(spec, seed=8).grid.pilot_pattern.pilots)
+
+
+def test_every_item_of_a_point_gets_the_same_noise_variance():
+    """A vectorised pow over a batch can round elements differently; schemes whose codewords carry
+    many items (the SINFONY digital baseline) need one value per point, bit for bit (regression:
+    Es/N0 -13.7 dB gave two values an ulp apart at batch 2000)."""
+    from linksim.config import SnrGrid, StopRule
+    from linksim.engine import run_unit
+    from linksim.schemes.base import Rate, Scheme
+    from linksim.snr import LinkBudget
+
+    class Recorder(Scheme):
+        rates = {"error_rate": Rate("errors", "samples")}
+        primary = "error_rate"
+        seen: list = []
+
+        def budget(self, channel):
+            return LinkBudget(1.0)
+
+        def simulate(self, batch_size, no, channel):
+            self.seen.append(no.unique())
+            return {"samples": batch_size, "errors": 0}
+
+    scheme = Recorder()
+    for esno_db in (-19.79, -13.7, -10.9, -1.87, 0.0, 7.3):
+        run_unit(scheme, None, WorkUnit("s", "c", esno_db), SnrGrid(axis="esno", values=[esno_db]),
+                 StopRule(batch_size=2000, max_samples=4000, target_errors=10), seed=1)
+    assert len(scheme.seen) == 12 and all(len(v) == 1 for v in scheme.seen)

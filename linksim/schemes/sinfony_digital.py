@@ -407,7 +407,7 @@ class SinfonyDigitalScheme(Scheme):
         if no.dim():
             if not bool((no == no.reshape(-1)[0]).all()):
                 raise ValueError("sinfony_digital needs one noise variance per call (a codeword carries parts of "
-                                 "many images)")
+                                 f"many images); got {no.unique().tolist()[:4]}")
             no = no.reshape(-1)[0]
         # (agent, position in the batch, first word, end word); a block may repeat when the batch wraps
         spans = [(a, i, int(self._offsets[a][b]), int(self._offsets[a][b + 1]))
