@@ -161,11 +161,18 @@ class ChannelSpec(_Strict):
 
 class PlotSpec(_Strict):
     """One figure: ``metric`` (a rate such as ``ber``/``bler``/``error_rate``, or any numeric
-    column) against ``x`` (``snr_db`` = the scenario axis, or ``esno_db``/``ebno_db``/``snr_norm_db``)."""
+    column) against ``x`` (``snr_db`` = the scenario axis, or ``esno_db``/``ebno_db``/``snr_norm_db``).
+
+    ``schemes``: the curves to draw (scheme names, default all), e.g. one figure per figure of a
+    paper; ``name`` then prefixes the file (``<name>_<metric>_vs_<x>``) and ``title`` heads the plot.
+    """
 
     metric: str
     x: Literal["snr_db", "esno_db", "ebno_db", "snr_norm_db"] = "snr_db"
     log_y: bool | None = None
+    schemes: list[str] | None = None
+    name: str | None = Field(None, pattern=_NAME)
+    title: str | None = None
 
 
 class Outputs(_Strict):
@@ -229,6 +236,10 @@ class Scenario(_Strict):
             dup = sorted({n for n in names if names.count(n) > 1})
             if dup:
                 raise ValueError(f"{kind} names must be unique, found {', '.join(dup)} more than once")
+        names = {s.name for s in self.schemes}
+        for i, plot in enumerate(self.outputs.plots or []):
+            if unknown := [s for s in plot.schemes or [] if s not in names]:
+                raise ValueError(f"outputs.plots[{i}].schemes names no scheme of this scenario: {', '.join(unknown)}")
         return self
 
     def stop_for(self, scheme: SchemeSpec) -> StopRule:

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from linksim.config import PlotSpec  # noqa: E402
 from linksim.results import read_results  # noqa: E402
 from linksim.snr import axis_label  # noqa: E402
 
@@ -56,8 +57,12 @@ def _x_label(runs: list[RunData], x: str) -> str:
     return axis_label(axis, run.reference_shown)
 
 
-def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool | None = None) -> plt.Figure:
-    """One figure of ``metric`` against ``x`` with every (run, scheme, channel) as a curve."""
+def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool | None = None,
+                schemes: list[str] | None = None, title: str | None = None) -> plt.Figure:
+    """One figure of ``metric`` against ``x`` with every (run, scheme, channel) as a curve (only the
+    schemes named in ``schemes``, if given)."""
+    if schemes is not None:
+        runs = [RunData(run.df[run.df["scheme"].isin(schemes)], run.manifest, run.name) for run in runs]
     fig, ax = plt.subplots(figsize=(9.5, 5.2))
     curves = [(run, key) for run in runs for key in run.df.groupby(["scheme", "channel"], sort=False).groups]
     schemes = list(dict.fromkeys((id(run), k[0]) for run, k in curves))
@@ -97,6 +102,8 @@ def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool
         ax.set_yscale("log")
     ax.set_xlabel(_x_label(runs, x))
     ax.set_ylabel(metric)
+    if title:
+        ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
@@ -126,11 +133,12 @@ def plot_files(csvs: list[str | Path], out_dir: Path, metrics: list[str] | None 
 def plot_run(run_dir, scenario) -> list[Path]:
     """The scenario's figures (``outputs.plots``, default every rate) into ``<run>/plots/``."""
     run = load_run(run_dir.csv)
-    specs = scenario.outputs.plots
-    pairs = [(p.metric, p.x, p.log_y) for p in specs] if specs else [(m, "snr_db", None) for m in rate_columns(run.df)]
+    specs = scenario.outputs.plots or [PlotSpec(metric=m) for m in rate_columns(run.df)]
     out = []
-    for metric, x, log_y in pairs:
-        if metric not in run.df.columns:
+    for p in specs:
+        if p.metric not in run.df.columns:
             continue
-        out += _save(plot_metric([run], metric, x, log_y), run_dir.plots / f"{metric}_vs_{x}", scenario.outputs.formats)
+        stem = f"{p.name}_{p.metric}_vs_{p.x}" if p.name else f"{p.metric}_vs_{p.x}"
+        out += _save(plot_metric([run], p.metric, p.x, p.log_y, p.schemes, p.title), run_dir.plots / stem,
+                     scenario.outputs.formats)
     return out

@@ -44,3 +44,29 @@ def test_list_shows_registered_components(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "digital_link" in out and "tdl-a-ls" in out and "rayleigh" in out and "mnist" in out
+
+
+def test_a_scenario_can_draw_a_figure_per_group_of_schemes(write_scenario, tmp_path, capsys):
+    from conftest import SMALL_SCENARIO
+
+    figures = SMALL_SCENARIO + """\
+outputs:
+  plots:
+    - {metric: bler, name: coded, title: "5G LDPC only", schemes: [ldpc]}
+    - {metric: ber}
+"""
+    path = write_scenario(figures)
+    assert main(["run", str(path), "--profile", "quick", "--out", str(tmp_path), "--run-id", "r", "--quiet"]) == 0
+    plots = tmp_path / "tiny" / "r" / "plots"
+    assert sorted(p.name for p in plots.glob("*.png")) == ["ber_vs_snr_db.png", "coded_bler_vs_snr_db.png"]
+    data = load_run(tmp_path / "tiny" / "r" / "results.csv")
+    fig = plot_metric([data], "bler", schemes=["ldpc"], title="5G LDPC only")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels and all(label.startswith("ldpc |") for label in labels)
+    assert fig.axes[0].get_title() == "5G LDPC only"
+    # a figure naming a scheme the scenario lacks is a one-line error naming the key
+    capsys.readouterr()
+    bad = write_scenario(figures.replace("schemes: [ldpc]", "schemes: [ldcp]"), name="bad")
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "outputs.plots[0].schemes names no scheme of this scenario: ldcp" in err and len(err.splitlines()) == 1
