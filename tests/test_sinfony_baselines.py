@@ -49,6 +49,16 @@ class _Erase(Channel):
         return y, torch.full(x.shape, 1e-4, device=x.device)
 
 
+class _EraseSome(Channel):
+    """Noiseless, except that codewords whose first symbol has a positive real part lose 70 % of their
+    symbols (LLR 0): which codewords fail depends on their content only, not on how they are batched."""
+
+    def forward(self, x, no):
+        y = x.clone()
+        y[x[:, 0].real > 0, : int(0.7 * x.shape[1])] = 0
+        return y, torch.full(x.shape, 1e-4, device=x.device)
+
+
 @pytest.fixture(scope="module")
 def context(tmp_path_factory):
     torch.manual_seed(0)
@@ -144,6 +154,21 @@ def test_a_corrupted_block_yields_the_documented_fallback(context):
     nonfinite = np.array([0x7C00, 0x7E00, 0x8000, 0x3C00], np.uint16)
     symbols, ran_out = decode_block(code, np.concatenate([code.encode(nonfinite), [1, 0, 1]]), 4, "zero", None)
     assert not ran_out and scheme.symbol_values(symbols).tolist() == [0.0, 0.0, 0.0, 1.0]
+
+
+def test_huffman_decoding_alongside_the_link_gives_the_sequential_result(context):
+    """Blocks are Huffman-decoded in a worker thread as soon as their codewords are decoded: the result
+    must not depend on how the link chunks the codewords (one per call here, all at once there)."""
+    one_by_one, all_at_once = _digital(context, decoder_chunk=1), _digital(context, decoder_chunk=10_000)
+    results = []
+    for scheme in (one_by_one, all_at_once):
+        torch.manual_seed(4)  # seeds the padding draws of desynchronised blocks
+        with torch.no_grad():
+            results.append(scheme.transfer(np.array([2, 0, 5, 1]), torch.tensor(1e-4), _EraseSome()))
+    a, b = results
+    assert a.counters == b.counters and np.array_equal(a.received_symbols, b.received_symbols)
+    assert 0 < a.counters["block_errors"] < a.counters["blocks"] and a.counters["source_desync"] > 0
+    assert set(one_by_one.stage_times.take()) == {"link", "source_decode"}
 
 
 def test_link_params_are_validated():
