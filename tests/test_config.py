@@ -1,5 +1,7 @@
 """Scenario files: validation errors name the file and key, profiles and --set overrides apply."""
 
+from pathlib import Path
+
 import pytest
 
 from linksim.cli import main
@@ -140,3 +142,13 @@ def test_a_profile_may_switch_an_snr_grid_between_its_forms(write_scenario):
     sc = load_scenario(write_scenario(text), profile="quick")
     assert sc.snr.points() == [3.0, 7.0] and sc.snr.axis == "ebno"
     assert sc.snr_points(sc.schemes[0]) == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_every_shipped_scenario_and_profile_loads(path):
+    """The committed scenario files (and each of their profiles) stay valid as the code moves on."""
+    scenario = load_scenario(path)
+    assert scenario.name == path.stem
+    for profile in scenario.profiles:
+        assert load_scenario(path, profile=profile).name == path.stem
