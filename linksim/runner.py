@@ -263,11 +263,8 @@ def _run_one(scenario, specs, schemes, channels, context, unit: WorkUnit, stop, 
     t0 = time.perf_counter()
     row = run_unit(schemes[unit.scheme], channels[unit.channel], unit, scenario.snr, stop, seed, progress)
     bar.close()
-    manifest["units"][f"{unit.scheme}|{unit.channel}|{unit.snr_db:g}"] = {
-        "seed": seed,
-        "wall_s": round(time.perf_counter() - t0, 3),
-        "samples": row["samples"],
-    }
+    entry = {"seed": seed, "wall_s": round(time.perf_counter() - t0, 3), "samples": row["samples"]}
     if stages := schemes[unit.scheme].stage_times.take():
-        manifest["units"][f"{unit.scheme}|{unit.channel}|{unit.snr_db:g}"]["stages_s"] = stages
+        entry["stages_s"] = stages
+    manifest["units"][f"{unit.scheme}|{unit.channel}|{unit.snr_db:g}"] = entry
     return row

@@ -385,30 +385,22 @@ class ImageDigitalScheme(Scheme):
         used = np.where(unfit, 0, -(-entry.file_bits[indices] // k))  # codewords carrying file bits
         errors = np.zeros(b, np.int64)
         send = np.flatnonzero(~unfit)
-        with self.stage_times("link"):
-            errors[send] = self._link_errors(link, c, k, entry, indices[send], send, used[send], no, channel)
+        if len(send):
+            with self.stage_times("link"):
+                bits = np.zeros((len(send), c * k), np.float32)  # zero padding after each file
+                for row, j in enumerate(indices[send]):
+                    bits[row, : len(entry.wire[j])] = entry.wire[j]
+                device = no.device
+                bits_t = torch.from_numpy(bits).to(device).reshape(len(send) * c, k)
+                x = link.transmit(bits_t).reshape(len(send), -1)  # one row per image: c * n / m symbols
+                no_rows = no[torch.from_numpy(send).to(device)] if no.dim() == 1 else no
+                y, no_eff = channel(x, no_rows)
+                bits_hat, _ = link.receive(y.reshape(len(send) * c, -1), no_eff.reshape(len(send) * c, -1))
+                wrong = (bits_hat != bits_t).any(dim=-1).reshape(len(send), c).cpu().numpy()
+                in_file = np.arange(c)[None, :] < used[send][:, None]
+                errors[send] = (wrong & in_file).sum(axis=1)
         ok = ~unfit & (errors == 0)
         return Delivery(indices, ok, unfit, used, errors)
-
-    @staticmethod
-    def _link_errors(link: DigitalLink, c: int, k: int, entry, images: np.ndarray, rows: np.ndarray,
-                     used: np.ndarray, no: torch.Tensor, channel: Channel) -> np.ndarray:
-        """Send the files of ``images`` ([S] dataset indices; ``rows``: their positions in the batch, to
-        pick their noise from a per-image ``no``) in ``c`` codewords of ``k`` bits each (zero padding after
-        the file) and count, per image, the wrong codewords among the ``used`` ([S]) that carry file bits."""
-        if not len(images):
-            return np.zeros(0, np.int64)
-        bits = np.zeros((len(images), c * k), np.float32)
-        for row, j in enumerate(images):
-            bits[row, : len(entry.wire[j])] = entry.wire[j]
-        device = no.device
-        bits_t = torch.from_numpy(bits).to(device).reshape(len(images) * c, k)
-        x = link.transmit(bits_t).reshape(len(images), -1)  # one row per image: c * n / m symbols
-        no_rows = no[torch.from_numpy(rows).to(device)] if no.dim() == 1 else no
-        y, no_eff = channel(x, no_rows)
-        bits_hat, _ = link.receive(y.reshape(len(images) * c, -1), no_eff.reshape(len(images) * c, -1))
-        wrong = (bits_hat != bits_t).any(dim=-1).reshape(len(images), c).cpu().numpy()
-        return (wrong & (np.arange(c)[None, :] < used[:, None])).sum(axis=1)
 
     def received_images(self, option: str, delivery: Delivery, channel: Channel | None = None,
                         no: torch.Tensor | None = None) -> np.ndarray:
