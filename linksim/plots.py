@@ -65,9 +65,9 @@ def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool
         runs = [RunData(run.df[run.df["scheme"].isin(schemes)], run.manifest, run.name) for run in runs]
     fig, ax = plt.subplots(figsize=(9.5, 5.2))
     curves = [(run, key) for run in runs for key in run.df.groupby(["scheme", "channel"], sort=False).groups]
-    schemes = list(dict.fromkeys((id(run), k[0]) for run, k in curves))
+    run_schemes = list(dict.fromkeys((id(run), k[0]) for run, k in curves))
     channels = list(dict.fromkeys(k[1] for _, k in curves))
-    colour = {s: f"C{i % 10}" for i, s in enumerate(schemes)}  # one colour per scheme,
+    colour = {s: f"C{i % 10}" for i, s in enumerate(run_schemes)}  # one colour per scheme,
     style = {c: (_MARKERS[i % len(_MARKERS)], _LINES[i % len(_LINES)]) for i, c in enumerate(channels)}  # per channel
     is_rate = f"{metric}_ci_low" in runs[0].df.columns or metric == "error_rate"
     log_y = is_rate if log_y is None else log_y

@@ -16,9 +16,8 @@ from typing import Callable, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 from safetensors.torch import load_file, save
-from torch import nn
-
 from sionna.phy import config as sionna_config
+from torch import nn
 
 from linksim.accel import CapturedStep
 from linksim.atomic import atomic_write, atomic_write_text

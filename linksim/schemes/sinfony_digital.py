@@ -58,8 +58,8 @@ CPU cost: BP decoding of one n = 15,360 codeword takes about 10 ms (8 iterations
 25 ms (20 iterations) on one core of this project's machines; the link runs in chunks of
 ``decoder_chunk`` codewords (auto: 2^20 coded bits per call on a CPU, 2^23 on a GPU) and the decoder
 splits a call further where that is faster (:class:`~linksim.link.ldpc.EarlyStopBP`). Huffman decoding
-(about 0.7 ms per block of 5,600 values on one core, 1 % of the link's time on a CPU) runs in a worker
-thread, block by block as their codewords come out of the decoder, so that on a GPU it overlaps the
+(about 0.7 ms per block of 5,600 values on one core, 1-3 % of a point's time on a CPU) runs in a worker
+thread, block by block as their codewords come out of the decoder, so that on a GPU it can overlap the
 decoding of the next chunk. The run's manifest records both stages per work unit (``stages_s``).
 """
 
@@ -410,9 +410,9 @@ class SinfonyDigitalScheme(Scheme):
         """Send the test blocks ``blocks`` (indices, [nb]) of all agents through the link at noise variance
         ``no`` ([] or one value repeated) and decode them; the engine-independent core of :meth:`simulate`.
 
-        The Huffman decoding of the blocks whose codewords are in runs in a worker thread while the link
-        decodes the next chunk (on a GPU the two overlap; the decoding order, hence the result, is
-        that of a sequential loop)."""
+        Each block is Huffman-decoded in a worker thread as soon as the link has decoded all its
+        codewords, while the link goes on with the next chunk; the blocks are decoded in order, so the
+        result (padding draws included) is that of a sequential loop."""
         p = self.params
         no = torch.as_tensor(no, dtype=torch.float32, device=self._labels.device)
         if no.dim():
