@@ -16,16 +16,20 @@ Two codecs:
   SOS, entropy-coded data, EOI) plus one quality byte is charged: the receiver rebuilds the
   quantisation tables from the quality (libjpeg's scaling of the Annex K tables) and uses the
   standard Annex K Huffman tables (so ``optimize=False``); about 38 bytes of overhead.
-* :class:`HevcIntraCodec` -- HEVC-intra (x265) via pillow-heif, the codec inside BPG; not libbpg
-  (libbpg is not packaged). pillow-heif writes a HEIF file (ISO-BMFF boxes); only the HEVC data
-  plus a BPG-sized header is charged, not the HEIF container (several hundred bytes, which would be
-  an unfair handicap for 32x32 images). See :meth:`HevcIntraCodec.counted_bits` for the exact count.
+* :class:`HevcIntraCodec` -- HEVC-intra (x265), the codec inside BPG; not libbpg (libbpg is not
+  packaged). Two backends: ``pyav`` (default) runs x265 through PyAV on the image at its own size,
+  padded to a multiple of 8 as bpgenc does, and keeps the raw Annex-B stream; ``pillow-heif``
+  writes a HEIF file (ISO-BMFF boxes) through libheif, which codes a 32x32 image as 64x64 (on
+  CIFAR-10 15-26 % more slice bytes at equal QP, about 1.6 dB less PSNR at equal budget:
+  ``bench/hevc_backends.py``). Either way only the HEVC data plus a BPG-sized header is charged,
+  not a container (a HEIF one is several hundred bytes, which would be an unfair handicap for
+  32x32 images). See :meth:`HevcIntraCodec.bit_count` for the exact count.
 
 Measured per 32x32 CIFAR-10 image on one CPU core of the development machine: JPEG one encode
-~0.06 ms, decode ~0.09 ms, budget search ~0.4-0.5 ms; HEVC one encode ~3-5 ms (x265 set-up
-dominates), decode ~0.2 ms, budget search ~13-25 ms (about log2 of the number of qualities trial
-encodes: 7 for JPEG, 6 for HEVC in QP mode). For whole datasets use :func:`encode_batch_to_budget`
-with ``workers > 0`` on a machine with several cores.
+~0.06 ms, decode ~0.09 ms, budget search ~0.4-0.5 ms; HEVC (either backend) one encode ~3-5 ms
+(x265 set-up dominates), decode ~0.15-0.2 ms, budget search ~15-35 ms (about log2 of the number of
+qualities trial encodes: 7 for JPEG, 6 for HEVC in QP mode). For whole datasets use
+:func:`encode_batch_to_budget` with ``workers > 0`` on a machine with several cores.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
 import numpy as np
@@ -227,8 +232,8 @@ class HevcBitCount:
     bpg_header: int  # BPG file header (fixed part + ue7 width, height, picture_data_length)
     hevc_header: int  # BPG compact SPS header (0 when VPS/SPS NAL units are counted instead)
     parameter_sets: int  # PPS (+ VPS, SPS when param_sets="full") NAL units with start codes
-    slice_data: int  # slice NAL units from 'mdat' with their 4-byte length fields / start codes
-    heif_file: int  # whole HEIF file, for reference only (not charged)
+    slice_data: int  # slice NAL units, each with a 4-byte start code (or HEIF length field)
+    encoded: int  # the codec's whole byte string (HEIF file or raw stream), for reference only
 
     @property
     def total(self) -> int:
@@ -236,12 +241,13 @@ class HevcBitCount:
 
 
 @dataclass(frozen=True)
-class _HeifParts:
-    width: int  # displayed size (after the 'clap' crop)
+class _HevcParts:
+    """The HEVC data of one coded image, whichever backend wrote it."""
+
+    width: int  # the image's own (displayed) size, as a BPG header gives it
     height: int
-    length_size: int
-    param_sets: tuple[tuple[int, bytes], ...]  # (NAL type, NAL unit) from 'hvcC'
-    nals: tuple[bytes, ...]  # NAL units in 'mdat'
+    param_sets: tuple[tuple[int, bytes], ...]  # (NAL type, NAL unit): VPS, SPS, PPS
+    nals: tuple[bytes, ...]  # the other NAL units (slices), in order
 
 
 _CONTAINER_BOXES = {b"iprp", b"ipco", b"dinf", b"moov", b"trak", b"mdia", b"minf", b"stbl"}
@@ -268,7 +274,7 @@ def _walk_boxes(data: bytes, start: int, end: int, found: dict[bytes, bytes]) ->
         off += size
 
 
-def _parse_heif(data: bytes) -> _HeifParts:
+def _parse_heif(data: bytes) -> _HevcParts:
     found: dict[bytes, bytes] = {}
     _walk_boxes(data, 0, len(data), found)
     for need in (b"hvcC", b"mdat", b"ispe"):
@@ -300,43 +306,143 @@ def _parse_heif(data: bytes) -> _HeifParts:
     if b"clap" in found:  # clean aperture: the displayed (cropped) size is N/D
         wn, wd, hn, hd = struct.unpack_from(">IIII", found[b"clap"], 0)
         width, height = wn // max(wd, 1), hn // max(hd, 1)
-    return _HeifParts(width, height, length_size, tuple(param_sets), tuple(nals))
+    nals = [n for n in nals if _nal_type(n) not in (_NAL_VPS, _NAL_SPS, _NAL_PPS)]  # none written
+    return _HevcParts(width, height, tuple(param_sets), tuple(nals))
 
 
 def _nal_type(nal: bytes) -> int:
     return (nal[0] >> 1) & 0x3F
 
 
+# --- raw HEVC stream through PyAV (FFmpeg's libx265 wrapper and HEVC decoder) --------------------
+#: bpgenc pads a picture to a multiple of the minimum coding block (8) and the BPG header's
+#: picture_width/height crop it again; x265 also refuses pictures below 16 luma samples on a side.
+_PAD_MULTIPLE, _MIN_CODED_SIZE = 8, 16
+#: the ``pyav`` backend's byte string: the image's own width and height, then the Annex-B stream
+_RAW_SIZE = struct.Struct(">HH")
+
+
+def _coded_size(n: int) -> int:
+    """Luma samples x265 codes for ``n`` image samples (bpgenc's padding, at least 16)."""
+    return max(_MIN_CODED_SIZE, -(-n // _PAD_MULTIPLE) * _PAD_MULTIPLE)
+
+
+def _rgb_to_ycbcr(rgb: np.ndarray, chroma: Literal["420", "444"]) -> list[np.ndarray]:
+    """Full-range BT.601 YCbCr planes (uint8) of a uint8 RGB image [H, W, 3] (H, W even for 4:2:0).
+
+    The conversion libheif applies for pillow-heif (its 'colr' box reads nclx matrix 6, full range:
+    JFIF's YCbCr, also BPG's default colour space); 4:2:0 chroma is the mean of each 2x2 block,
+    libheif's default downsampling. Checked against libheif's planes at QP 0 (mean difference
+    0.25 for Y, 0.28 for Cb/Cr, i.e. quantisation only).
+    """
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = 128.0 + (b - y) / 1.772
+    cr = 128.0 + (r - y) / 1.402
+    if chroma == "420":
+        h, w = y.shape
+        cb, cr = (c.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)) for c in (cb, cr))
+    return [np.clip(np.round(p), 0, 255).astype(np.uint8) for p in (y, cb, cr)]
+
+
+def _ycbcr_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
+    """uint8 RGB [H, W, 3] from full-range BT.601 planes (uint8); half-size chroma (4:2:0) is
+    upsampled by repetition, libheif's default (nearest neighbour), so that both backends show the
+    same decoder (the mean pixel difference to pillow-heif's own conversion is 0.03)."""
+    if cb.shape != y.shape:
+        cb, cr = (c.repeat(2, axis=0).repeat(2, axis=1) for c in (cb, cr))
+    y, cb, cr = (p.astype(np.float64) for p in (y, cb, cr))
+    cb, cr = cb - 128.0, cr - 128.0
+    rgb = np.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], axis=-1)
+    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+
+
+def _split_annexb(stream: bytes) -> list[bytes]:
+    """The NAL units of an Annex-B byte stream (start codes and trailing zero bytes removed)."""
+    starts, off = [], stream.find(b"\x00\x00\x01")
+    if off < 0 or stream[:off].strip(b"\x00"):
+        raise ValueError("not an Annex-B HEVC stream (no leading start code)")
+    while off >= 0:
+        starts.append(off + 3)
+        off = stream.find(b"\x00\x00\x01", off + 3)
+    ends = [s - 3 for s in starts[1:]] + [len(stream)]
+    nals = [stream[s:e].rstrip(b"\x00") for s, e in zip(starts, ends, strict=True)]
+    if not all(nals):
+        raise ValueError("empty NAL unit in the HEVC stream")
+    return nals
+
+
+def _parse_raw(data: bytes) -> _HevcParts:
+    """Split the ``pyav`` backend's byte string (see :meth:`HevcIntraCodec.encode`)."""
+    if len(data) < _RAW_SIZE.size + 4:
+        raise ValueError("too short for a raw HEVC image")
+    width, height = _RAW_SIZE.unpack_from(data)
+    nals = _split_annexb(data[_RAW_SIZE.size :])
+    param_sets = tuple((_nal_type(n), n) for n in nals if _nal_type(n) in (_NAL_VPS, _NAL_SPS, _NAL_PPS))
+    others = tuple(n for n in nals if _nal_type(n) not in (_NAL_VPS, _NAL_SPS, _NAL_PPS))
+    if not (width and height and {t for t, _ in param_sets} == {_NAL_VPS, _NAL_SPS, _NAL_PPS} and others):
+        raise ValueError("not a raw single-image HEVC stream (size, VPS, SPS, PPS and slices expected)")
+    return _HevcParts(width, height, param_sets, others)
+
+
+def _av():
+    try:
+        import av
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("HevcIntraCodec(backend='pyav') needs the 'av' package (PyAV)") from exc
+    return av
+
+
 @dataclass(frozen=True)
 class HevcIntraCodec(ImageCodec):
-    """HEVC-intra (x265) via pillow-heif, the codec inside BPG; not libbpg.
+    """HEVC-intra (x265), the codec inside BPG; not libbpg (which is not packaged).
+
+    ``backend="pyav"`` (default) runs x265 through PyAV (FFmpeg's libx265 wrapper) on the image at
+    its own size as bpgenc does: padded by edge replication to a multiple of 8 (at least 16, x265's
+    minimum) and cropped again on decoding, the size travelling in the BPG header; the stream is
+    decoded by FFmpeg's HEVC decoder. ``backend="pillow-heif"`` writes a HEIF file through libheif,
+    which pads images smaller than 64x64 to 64x64 (cropped through the HEIF 'clap' box): on
+    CIFAR-10 this costs 15-26 % more slice bytes at equal QP (QP 18-38) and about 1.6 dB PSNR at
+    equal budget (``bench/hevc_backends.py``).
 
     ``rate_control="qp"`` (default, as BPG): constant QP, ``quality = 51 - QP`` in 0..51 (BPG's
     default ``-q 28`` is quality 23). ``rate_control="crf"``: libheif's quality 0..100
-    (x265 CRF = (100 - quality) / 2).
+    (x265 CRF = (100 - quality) / 2, on both backends).
 
-    x265 settings follow libbpg's front-end where libheif allows: ``preset="veryslow"`` (BPG's
-    default compression level 8), tune ssim as libheif sets it, psycho-visual RD off
-    (``psy-rd=0, psy-rdoq=0``, which is what tune ssim sets and libheif overrides), single-threaded
-    (no thread pool: faster for tiny images and safe in worker processes). Two differences from
-    bpgenc remain: libheif pads images smaller than 64x64 to 64x64 by edge replication (cropped
-    again through the HEIF 'clap' box), so a 32x32 image is coded as 64x64 (the padded area costs a
-    few bytes); and the colour conversion is libheif's (full-range BT.601 YCbCr, as BPG's default).
+    x265 settings follow libbpg's front-end where libheif allows, the same on both backends:
+    ``preset="veryslow"`` (BPG's default compression level 8), tune ssim as libheif sets it,
+    psycho-visual RD off (``psy-rd=0, psy-rdoq=0``, which is what tune ssim sets and libheif
+    overrides), single-threaded (no thread pool: faster for tiny images and safe in worker
+    processes); ``pyav`` adds ``keyint=1`` (intra) and ``info=0`` (no x265 version SEI, as bpgenc).
+    x265 itself lowers the CTU size to fit small pictures (32 at 32x32, 64 for libheif's 64x64).
+    The colour conversion is libheif's on both: full-range BT.601 YCbCr (BPG's default), 4:2:0
+    chroma averaged over 2x2 blocks and repeated on decoding (see :func:`_rgb_to_ycbcr`,
+    :func:`_ycbcr_to_rgb`).
 
     ``param_sets="bpg"`` (default) counts what a BPG file holds; ``"full"`` counts a standard HEVC
-    stream's VPS + SPS + PPS instead of BPG's compact header (about 60 bytes more).
+    stream's VPS + SPS + PPS instead of BPG's compact header (about 60 bytes more). The same
+    accounting applies to both backends' NAL units (:meth:`bit_count`).
     """
 
     chroma: Literal["420", "444"] = "420"
     rate_control: Literal["qp", "crf"] = "qp"
     preset: str = "veryslow"
     param_sets: Literal["bpg", "full"] = "bpg"
+    backend: Literal["pyav", "pillow-heif"] = "pyav"
+
+    def __post_init__(self):
+        if self.backend not in ("pyav", "pillow-heif"):
+            raise ValueError(f"HevcIntraCodec: unknown backend {self.backend!r} (pyav or pillow-heif)")
 
     @property
     def name(self) -> str:  # type: ignore[override]
         return "hevc" if self.chroma == "420" else "hevc444"
 
-    label = "HEVC-intra (x265) via pillow-heif, the codec inside BPG; not libbpg"
+    @property
+    def label(self) -> str:
+        if self.backend == "pyav":
+            return "HEVC-intra (x265 via PyAV) at the image's own size, the codec inside BPG; not libbpg"
+        return "HEVC-intra (x265) via pillow-heif, the codec inside BPG; not libbpg"
 
     @property
     def quality_range(self) -> tuple[int, int]:
@@ -347,53 +453,104 @@ class HevcIntraCodec(ImageCodec):
         try:
             import pillow_heif
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("HevcIntraCodec needs the 'pillow-heif' package") from exc
+            raise ImportError("HevcIntraCodec(backend='pillow-heif') needs the 'pillow-heif' package") from exc
         return pillow_heif
 
-    def encode(self, image: np.ndarray, quality: int) -> bytes:
-        q = self._check_quality(quality)
-        ph = self._heif()
-        enc_params = {
-            "preset": self.preset,
-            "x265:pools": "none",
-            "x265:frame-threads": "1",
-            "x265:psy-rd": "0",
-            "x265:psy-rdoq": "0",
-        }
+    def _x265_params(self, quality: int) -> dict[str, str]:
+        """x265 parameters of both backends (rate control from ``quality``)."""
+        params = {"pools": "none", "frame-threads": "1", "psy-rd": "0", "psy-rdoq": "0"}
         if self.rate_control == "qp":
-            enc_params["x265:qp"] = str(51 - q)  # sets constant-QP rate control in x265
-            heif_quality = 50  # unused: the CQP setting overrides libheif's CRF
+            params["qp"] = str(51 - quality)  # sets constant-QP rate control in x265
+        elif self.backend == "pyav":
+            params["crf"] = f"{(100 - quality) / 2:g}"  # libheif's mapping of its quality
+        return params
+
+    def encode(self, image: np.ndarray, quality: int) -> bytes:
+        """Encode a uint8 image [H, W, 3]: a HEIF file (``pillow-heif``) or (``pyav``) the image's
+        width and height (2 bytes each, big-endian) followed by the Annex-B HEVC stream (VPS, SPS,
+        PPS, slice NAL units) of the padded picture."""
+        q = self._check_quality(quality)
+        image = _check_image(image)
+        if self.backend == "pillow-heif":
+            ph = self._heif()
+            enc_params = {"preset": self.preset, **{f"x265:{k}": v for k, v in self._x265_params(q).items()}}
+            heif_quality = q if self.rate_control == "crf" else 50  # in QP mode the CQP setting overrides it
+            heif = ph.from_pillow(Image.fromarray(image, "RGB"))
+            buf = io.BytesIO()
+            heif.save(buf, quality=heif_quality, chroma=self.chroma, enc_params=enc_params)
+            return buf.getvalue()
+        return _RAW_SIZE.pack(image.shape[1], image.shape[0]) + self._encode_stream(image, q)
+
+    def _encode_stream(self, image: np.ndarray, quality: int) -> bytes:
+        av = _av()
+        h, w = image.shape[:2]
+        ch, cw = _coded_size(h), _coded_size(w)
+        padded = np.pad(image, ((0, ch - h), (0, cw - w), (0, 0)), mode="edge")
+        y, cb, cr = _rgb_to_ycbcr(padded, self.chroma)
+        if self.chroma == "420":
+            pix_fmt, array = "yuv420p", np.concatenate([y.ravel(), cb.ravel(), cr.ravel()]).reshape(-1, cw)
         else:
-            heif_quality = q
-        heif = ph.from_pillow(Image.fromarray(_check_image(image), "RGB"))
-        buf = io.BytesIO()
-        heif.save(buf, quality=heif_quality, chroma=self.chroma, enc_params=enc_params)
-        return buf.getvalue()
+            pix_fmt, array = "yuv444p", np.stack([y, cb, cr])
+        params = {**self._x265_params(quality), "keyint": "1", "info": "0", "log-level": "none"}
+        ctx = av.CodecContext.create("libx265", "w")
+        ctx.width, ctx.height, ctx.pix_fmt = cw, ch, pix_fmt
+        ctx.time_base = Fraction(1, 1)
+        # VUI: full-range BT.601, so that the stream alone decodes to the right colours
+        ctx.color_range, ctx.colorspace = 2, 6  # AVCOL_RANGE_JPEG, AVCOL_SPC_SMPTE170M
+        ctx.options = {"preset": self.preset, "tune": "ssim",
+                       "x265-params": ":".join(f"{k}={v}" for k, v in params.items())}
+        frame = av.VideoFrame.from_ndarray(array, format=pix_fmt)
+        frame.color_range, frame.colorspace = 2, 6
+        return b"".join(bytes(p) for p in ctx.encode(frame) + ctx.encode(None))
 
     def decode(self, data: bytes) -> np.ndarray:
-        heif = self._heif().open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
-        return np.asarray(heif.to_pillow().convert("RGB"))
+        """Decode bytes from :meth:`encode` to a uint8 image [H, W, 3]; ``ValueError`` when they are
+        not a coded image (a stream whose slices are damaged may still decode, concealed)."""
+        if self.backend == "pillow-heif":
+            heif = self._heif().open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
+            return np.asarray(heif.to_pillow().convert("RGB"))
+        av = _av()
+        parts = _parse_raw(data)
+        ctx = av.CodecContext.create("hevc", "r")
+        ctx.thread_count = 1
+        try:
+            frames = ctx.decode(av.Packet(data[_RAW_SIZE.size :])) + ctx.decode(None)
+        except av.error.FFmpegError as exc:
+            raise ValueError(f"HEVC stream does not decode: {exc}") from exc
+        if not frames:
+            raise ValueError("HEVC stream decodes to no picture")
+        frame = frames[0]
+        planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in frame.planes]
+        if len(planes) != 3 or frame.height < parts.height or frame.width < parts.width:
+            raise ValueError(f"HEVC stream decodes to a {frame.width}x{frame.height} {frame.format.name} picture, "
+                             f"not a {parts.width}x{parts.height} one")
+        return np.ascontiguousarray(_ycbcr_to_rgb(*planes)[: parts.height, : parts.width])
+
+    def _parts(self, data: bytes) -> _HevcParts:
+        return _parse_heif(data) if self.backend == "pillow-heif" else _parse_raw(data)
+
+    def _counted_nals(self, parts: _HevcParts) -> tuple[list[bytes], list[bytes]]:
+        """(parameter-set NAL units charged, slice NAL units) in stream order."""
+        keep = (_NAL_PPS,) if self.param_sets == "bpg" else (_NAL_VPS, _NAL_SPS, _NAL_PPS)
+        kept = [n for t, n in sorted(parts.param_sets, key=lambda tn: tn[0]) if t in keep]
+        return kept, list(parts.nals)
 
     def bit_count(self, data: bytes) -> HevcBitCount:
-        """Byte breakdown of :meth:`counted_bits`.
+        """Byte breakdown of :meth:`counted_bits`, the same rule on both backends.
 
-        From the HEIF file: the 'mdat' box content (the slice NAL units, each behind a 4-byte length
-        field, standing for its Annex-B start code) and, from the 'hvcC' box in meta/iprp/ipco, the
-        PPS NAL unit (BPG keeps the PPS as the first NAL of its hevc_data, without a start code).
-        VPS and SPS are replaced by BPG's compact header (:data:`BPG_HEVC_HEADER_BYTES`). Added:
-        the BPG file header, :data:`BPG_FIXED_HEADER_BYTES` plus the ue7 width, height and
-        picture_data_length. Not charged: ftyp, meta (hdlr, iloc, iinf, pitm, iprp with hvcC
-        framing, colr, ispe, clap, pixi, ipma) and the mdat box header.
+        The slice NAL units, each with a 4-byte start code (in a HEIF file: the 'mdat' box content,
+        each NAL behind a 4-byte length field) and the PPS NAL unit (BPG keeps the PPS as the first
+        NAL of its hevc_data, without a start code; in a HEIF file it sits in the 'hvcC' box in
+        meta/iprp/ipco). VPS and SPS are replaced by BPG's compact header
+        (:data:`BPG_HEVC_HEADER_BYTES`). Added: the BPG file header, :data:`BPG_FIXED_HEADER_BYTES`
+        plus the ue7 width, height (the image's own size) and picture_data_length. Not charged: the
+        HEIF container (ftyp, meta with hdlr, iloc, iinf, pitm, iprp with hvcC framing, colr, ispe,
+        clap, pixi, ipma, and the mdat box header), or the raw stream's 4-byte size prefix.
         """
-        parts = _parse_heif(data)
-        slice_nals = [n for n in parts.nals if _nal_type(n) not in (_NAL_VPS, _NAL_SPS)]
-        slice_data = sum(START_CODE_BYTES + len(n) for n in slice_nals)
-        if self.param_sets == "bpg":
-            kept = [n for t, n in parts.param_sets if t == _NAL_PPS]
-            hevc_header = BPG_HEVC_HEADER_BYTES
-        else:
-            kept = [n for t, n in parts.param_sets if t in (_NAL_VPS, _NAL_SPS, _NAL_PPS)]
-            hevc_header = 0
+        parts = self._parts(data)
+        kept, slices = self._counted_nals(parts)
+        hevc_header = BPG_HEVC_HEADER_BYTES if self.param_sets == "bpg" else 0
+        slice_data = sum(START_CODE_BYTES + len(n) for n in slices)
         # the first NAL of hevc_data has no start code; every later one has one
         param_bytes = sum(len(n) for n in kept) + START_CODE_BYTES * max(len(kept) - 1, 0)
         if not kept:  # the first slice NAL goes without its start code
@@ -415,15 +572,12 @@ class HevcIntraCodec(ImageCodec):
         """A BPG-like byte string of exactly ``counted_bits / 8`` bytes.
 
         Real BPG file-header fields and the real PPS and slice NAL units; the 3 bytes of compact
-        SPS fields are zero placeholders (the receiver here decodes from the HEIF file).
+        SPS fields are zero placeholders (the receiver here decodes from :meth:`encode`'s bytes).
         """
-        parts = _parse_heif(data)
+        parts = self._parts(data)
         count = self.bit_count(data)
-        if self.param_sets == "bpg":
-            kept = [n for t, n in parts.param_sets if t == _NAL_PPS]
-        else:
-            kept = [n for t, n in parts.param_sets if t in (_NAL_VPS, _NAL_SPS, _NAL_PPS)]
-        nals = kept + [n for n in parts.nals if _nal_type(n) not in (_NAL_VPS, _NAL_SPS)]
+        kept, slices = self._counted_nals(parts)
+        nals = kept + slices
         start = b"\x00" * (START_CODE_BYTES - 1) + b"\x01"
         hevc_data = nals[0] + b"".join(start + n for n in nals[1:])
         hevc_header = b""
