@@ -1,4 +1,4 @@
-"""Name -> factory registries for schemes, channels (and their named presets) and datasets.
+"""Name -> factory registries for schemes, channels (and their named presets), bit channels and datasets.
 
 A new scheme is one module that decorates its class with :func:`register_scheme`, plus a YAML
 entry; the engine only ever looks things up here.
@@ -17,10 +17,12 @@ __all__ = [
     "register_scheme",
     "register_channel",
     "register_channel_preset",
+    "register_bit_channel",
     "register_dataset",
     "schemes",
     "channels",
     "channel_presets",
+    "bit_channels",
     "datasets",
 ]
 
@@ -40,11 +42,13 @@ class _Registries:
     schemes: dict[str, Entry] = field(default_factory=dict)
     channels: dict[str, Entry] = field(default_factory=dict)
     channel_presets: dict[str, tuple[str, dict]] = field(default_factory=dict)
+    bit_channels: dict[str, Entry] = field(default_factory=dict)
     datasets: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
 _REG = _Registries()
-_BUILTIN_PACKAGES = ("linksim.channels", "linksim.schemes", "linksim.data")
+# linksim.channels.binary is loaded on its own: it imports linksim.link, which imports linksim.channels.
+_BUILTIN_PACKAGES = ("linksim.channels", "linksim.channels.binary", "linksim.schemes", "linksim.data")
 
 
 def _first_line(obj: Any) -> str:
@@ -76,6 +80,11 @@ def register_channel_preset(name: str, channel_type: str, params: dict | None = 
     _REG.channel_presets[name] = (channel_type, dict(params or {}))
 
 
+def register_bit_channel(name: str, params: type[BaseModel]):
+    """Class decorator: make a :class:`~linksim.channels.binary.BitChannel` available as ``type: name``."""
+    return _register(_REG.bit_channels, "bit channel", name, params)
+
+
 def register_dataset(name: str, loader: Callable[..., Any]) -> None:
     _REG.datasets[name] = loader
 
@@ -96,6 +105,10 @@ def channels() -> dict[str, Entry]:
 
 def channel_presets() -> dict[str, tuple[str, dict]]:
     return _load_builtins().channel_presets
+
+
+def bit_channels() -> dict[str, Entry]:
+    return _load_builtins().bit_channels
 
 
 def datasets() -> dict[str, Callable[..., Any]]:
