@@ -37,6 +37,7 @@ __all__ = [
     "Scenario",
     "load_scenario",
     "apply_override",
+    "stop_key_problems",
 ]
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
@@ -109,16 +110,27 @@ class SnrGrid(SnrValues):
 
 
 class StopRule(_Strict):
-    """When a work unit (scheme, channel, SNR point) stops: after the batch in which
-    ``target_errors`` errors of the primary rate are reached, or ``max_samples`` items were run,
-    or ``max_time_s`` elapsed (a time limit makes results depend on the machine).
+    """When a work unit (scheme, channel, SNR point) stops: after the first batch at which its
+    primary statistic is known well enough, or ``max_samples`` items were run, or ``max_time_s``
+    elapsed (a time limit makes results depend on the machine).
+
+    "Well enough" depends on the scheme's primary (:class:`~linksim.schemes.base.Scheme`):
+    ``target_errors`` errors for a rate; for a mean, an interval half-width
+    (``(ci_high - ci_low) / 2``, in the mean's unit: 0.05 for 0.05 dB of PSNR) at or below
+    ``target_half_width``, judged from the second batch on (``None``: no such rule, the point runs
+    to ``max_samples``). Neither rule applies before ``min_samples`` items. Each of
+    ``target_errors`` and ``target_half_width`` is ignored for the other kind of primary when set
+    here, and refused when set in one scheme's own ``stop``.
 
     ``stop_sweep_below``: once a point's primary error rate falls below this (zero errors
-    included), the later points of the same scheme x channel curve (in grid order) are not run.
+    included), the later points of the same scheme x channel curve (in grid order) are not run;
+    like ``target_errors`` it applies to rate primaries only.
     """
 
     batch_size: PositiveInt = 1000
     target_errors: PositiveInt = 100
+    target_half_width: float | None = Field(None, gt=0, allow_inf_nan=False)
+    min_samples: PositiveInt | None = None
     max_samples: PositiveInt = 100_000
     max_time_s: PositiveFloat | None = None
     stop_sweep_below: float | None = Field(None, ge=0, le=1)
@@ -131,9 +143,16 @@ class StopOverride(_Strict):
 
     batch_size: PositiveInt | None = None
     target_errors: PositiveInt | None = None
+    target_half_width: float | None = Field(None, gt=0, allow_inf_nan=False)
+    min_samples: PositiveInt | None = None
     max_samples: PositiveInt | None = None
     max_time_s: PositiveFloat | None = None
     stop_sweep_below: float | None = Field(None, ge=0, le=1)
+
+
+#: stop keys added after results were committed: left out of the digest while unset, so the digest
+#: (and ``--resume``) of every earlier scenario stays what it was
+_NEWER_STOP_KEYS = ("target_half_width", "min_samples")
 
 
 class SchemeSpec(_Strict):
@@ -253,6 +272,10 @@ class Scenario(_Strict):
         excluded: they change no number)."""
         d = self.model_dump(mode="json", exclude={
             "profiles": True, "outputs": True, "description": True, "schemes": {"__all__": {"label"}}})
+        for stop in [d["stop"]] + [s["stop"] for s in d["schemes"]]:
+            for key in _NEWER_STOP_KEYS:
+                if stop.get(key) is None:
+                    stop.pop(key, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -382,6 +405,40 @@ def _check_components(source: str, data: dict) -> list[str]:
     return problems
 
 
+#: the stop keys that apply to one kind of primary only
+STOP_KEY_KIND = {"target_errors": "rate", "stop_sweep_below": "rate", "target_half_width": "mean"}
+
+
+def stop_key_problems(source: str, index: int, spec: SchemeSpec, primary: str, kind: str) -> list[str]:
+    """One line per key of a scheme's own ``stop`` that does not fit its primary (``kind``: ``rate``
+    or ``mean``): ``target_errors`` and ``stop_sweep_below`` need a rate, ``target_half_width`` a
+    mean. Keys of the scenario-level ``stop`` are never refused: they apply to the schemes they fit."""
+    lines = []
+    for key, needs in STOP_KEY_KIND.items():
+        value = getattr(spec.stop, key)
+        if value is not None and needs != kind:
+            use = "target_half_width" if kind == "mean" else "target_errors"
+            lines.append(f"{source}: schemes[{index}].stop.{key}: expected no {key} for scheme {spec.name!r}, "
+                         f"whose primary {primary!r} is a {kind} (use {use}) (found {value!r})")
+    return lines
+
+
+def _check_stop_keys(source: str, scenario: Scenario) -> list[str]:
+    """:func:`stop_key_problems` for the schemes whose class declares its primary and rates (the
+    others are checked when the runner builds them)."""
+    from linksim.schemes.base import Mean
+
+    problems = []
+    for i, spec in enumerate(scenario.schemes):
+        entry = registry.schemes().get(spec.type)
+        cls = entry.factory if entry is not None else None
+        primary, rates = getattr(cls, "primary", ""), getattr(cls, "rates", {})
+        if isinstance(primary, str) and isinstance(rates, dict) and primary in rates:
+            kind = "mean" if isinstance(rates[primary], Mean) else "rate"
+            problems += stop_key_problems(source, i, spec, primary, kind)
+    return problems
+
+
 def _as_list(x: Any) -> list:
     return x if isinstance(x, list) else []
 
@@ -469,6 +526,8 @@ def load_scenario(path: str | Path, profile: str | None = None, overrides: list[
         scenario = Scenario.model_validate(data)
     except ValidationError as err:
         problems = _errors(source, err) + problems
+    else:
+        problems += _check_stop_keys(source, scenario)
     if problems:
         raise ConfigError(problems)
     return scenario

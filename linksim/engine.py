@@ -1,4 +1,9 @@
-"""Monte Carlo over work units: per-unit seeds, additive counters, stopping rules, intervals."""
+"""Monte Carlo over work units: per-unit seeds, additive counters, stopping rules, intervals.
+
+A scheme's statistics (:class:`~linksim.schemes.base.Rate`, :class:`~linksim.schemes.base.Mean`,
+:class:`~linksim.schemes.base.Derived`) are computed from the point's summed counters only, so a
+point split into any batches gives the same row.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +19,11 @@ from sionna.phy import config as sionna_config
 
 from linksim.channels.base import Channel
 from linksim.config import SnrGrid, StopRule
-from linksim.schemes.base import Scheme
+from linksim.schemes.base import Derived, Mean, Rate, Scheme
 from linksim.snr import esno_db_to_no, esno_from_axis, snr_on_all_axes
-from linksim.stats import binomial_interval
+from linksim.stats import binomial_interval, mean_interval, sample_std
 
-__all__ = ["WorkUnit", "derived_seed", "unit_seed", "seed_everything", "run_unit"]
+__all__ = ["WorkUnit", "derived_seed", "unit_seed", "seed_everything", "half_width", "run_unit"]
 
 
 @dataclass(frozen=True)
@@ -55,14 +60,55 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _mean_terms(counters: dict[str, float], mean: Mean) -> tuple[float, float, float]:
+    return counters.get(mean.total, 0), counters.get(mean.total_sq, 0), counters.get(mean.count, 0)
+
+
 def _with_intervals(counters: dict[str, float], scheme: Scheme, stop: StopRule) -> dict[str, float]:
+    """Every statistic of ``scheme`` from the summed ``counters``: a :class:`Rate` as ``<name>`` (NaN
+    without trials) with its binomial ``<name>_ci_low``/``_ci_high`` when it has an interval; a
+    :class:`Mean` as ``<name>``, its Student-t ``<name>_ci_low``/``_ci_high`` and ``<name>_std``
+    (NaN below two values); a :class:`Derived` as ``<name>``."""
     out: dict[str, float] = {}
-    for name, rate in scheme.rates.items():
-        num, den = counters.get(rate.numerator, 0), counters.get(rate.denominator, 0)
-        out[name] = num / den if den else math.nan
-        if rate.interval:
-            out[f"{name}_ci_low"], out[f"{name}_ci_high"] = binomial_interval(num, den, stop.confidence, stop.interval)
+    for name, stat in scheme.rates.items():
+        if isinstance(stat, Mean):
+            total, total_sq, count = _mean_terms(counters, stat)
+            out[name] = total / count if count else math.nan
+            out[f"{name}_ci_low"], out[f"{name}_ci_high"] = mean_interval(total, total_sq, count, stop.confidence)
+            out[f"{name}_std"] = sample_std(total, total_sq, count)
+        elif isinstance(stat, Derived):
+            out[name] = float(stat.fn(counters))
+        else:
+            num, den = counters.get(stat.numerator, 0), counters.get(stat.denominator, 0)
+            out[name] = num / den if den else math.nan
+            if stat.interval:
+                out[f"{name}_ci_low"], out[f"{name}_ci_high"] = binomial_interval(num, den, stop.confidence,
+                                                                                  stop.interval)
     return out
+
+
+def half_width(counters: dict[str, float], mean: Mean, confidence: float) -> float:
+    """Half-width ``(high - low) / 2`` of a mean's interval from the counters (NaN below two values)."""
+    low, high = mean_interval(*_mean_terms(counters, mean), confidence)
+    return (high - low) / 2
+
+
+def _progress_status(counters: dict[str, float], primary: Rate | Mean, stop: StopRule) -> dict[str, float]:
+    if isinstance(primary, Mean):
+        return {"half_width": half_width(counters, primary, stop.confidence)}
+    return {"errors": counters[primary.numerator]}
+
+
+def _precise_enough(counters: dict[str, float], primary: Rate | Mean, stop: StopRule, batches: int) -> bool:
+    """Whether the primary is known well enough to stop: ``target_errors`` for a rate, ``target_half_width``
+    for a mean (from the second batch on); neither before ``min_samples`` items."""
+    if stop.min_samples is not None and counters["samples"] < stop.min_samples:
+        return False
+    if isinstance(primary, Mean):
+        if stop.target_half_width is None or batches < 2:
+            return False
+        return half_width(counters, primary, stop.confidence) <= stop.target_half_width  # NaN: False
+    return counters[primary.numerator] >= stop.target_errors
 
 
 @torch.no_grad()
@@ -73,15 +119,20 @@ def run_unit(
     grid: SnrGrid,
     stop: StopRule,
     seed: int,
-    progress: Callable[[int, float], None] | None = None,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
 ) -> dict[str, float | str]:
     """Simulate one work unit until its stopping rule holds; returns its CSV row.
 
     :param grid: the scenario's SNR grid (axis and reference); ``unit.snr_db`` is on its axis.
+    :param stop: the scheme's stopping rule (:class:`~linksim.config.StopRule`): ``target_errors``
+        applies to a rate primary, ``target_half_width`` to a mean primary.
     :param seed: the unit's seed (:func:`unit_seed`).
-    :param progress: called after every batch with (samples in the batch, primary errors so far).
-    :output: the row: identity and SNR columns, ``samples, errors, error_rate, ci_low, ci_high``,
-        every rate of the scheme with its interval, the raw counters, and theory columns.
+    :param progress: called after every batch with (items in the batch, ``{"errors": primary errors so
+        far}`` for a rate primary or ``{"half_width": its interval's half-width}`` for a mean).
+    :output: the row: identity and SNR columns, ``samples``; for a rate primary ``errors, error_rate,
+        ci_low, ci_high`` (its numerator, value and interval); for a mean primary ``primary`` (its
+        name) and those four NaN; every statistic of the scheme (:func:`_with_intervals`), the raw
+        counters, theory columns and what :meth:`~linksim.schemes.base.Scheme.summarize` adds.
     """
     budget = scheme.budget(channel)
     ref = grid.reference_complex_uses
@@ -89,7 +140,11 @@ def run_unit(
     seed_everything(seed)
     scheme.reset()
     primary = scheme.rates[scheme.primary]
+    if not isinstance(primary, Rate | Mean):
+        raise TypeError(f"{type(scheme).__name__}: primary {scheme.primary!r} must be a Rate or a Mean, "
+                        f"found {type(primary).__name__}")
     counters: Counter = Counter()
+    batches = 0
     # one value for the whole point: a vectorised pow over a batch can differ by an ulp between elements
     no_point = esno_db_to_no(torch.tensor(esno_db, dtype=torch.float32, device=sionna_config.device))
     start = time.perf_counter()
@@ -97,15 +152,23 @@ def run_unit(
         batch = min(stop.batch_size, stop.max_samples - counters["samples"])
         no = no_point.repeat(batch)
         counters.update(scheme.simulate(batch, no, channel))
+        batches += 1
         if progress is not None:
-            progress(batch, counters[primary.numerator])
+            progress(batch, _progress_status(counters, primary, stop))
         if (
-            counters[primary.numerator] >= stop.target_errors
+            _precise_enough(counters, primary, stop, batches)
             or counters["samples"] >= stop.max_samples
             or (stop.max_time_s is not None and time.perf_counter() - start >= stop.max_time_s)
         ):
             break
     rates = _with_intervals(counters, scheme, stop)
+    if isinstance(primary, Mean):
+        head = {"primary": scheme.primary, "errors": math.nan, "error_rate": math.nan, "ci_low": math.nan,
+                "ci_high": math.nan}
+    else:
+        head = {"errors": counters[primary.numerator], "error_rate": rates[scheme.primary],
+                "ci_low": rates.get(f"{scheme.primary}_ci_low", math.nan),
+                "ci_high": rates.get(f"{scheme.primary}_ci_high", math.nan)}
     row: dict[str, float | str] = {
         "scheme": unit.scheme,
         "channel": unit.channel,
@@ -115,10 +178,7 @@ def run_unit(
         "channel_uses": budget.channel_uses,
         "info_bits": math.nan if budget.info_bits is None else budget.info_bits,
         "samples": counters["samples"],
-        "errors": counters[primary.numerator],
-        "error_rate": rates[scheme.primary],
-        "ci_low": rates[f"{scheme.primary}_ci_low"],
-        "ci_high": rates[f"{scheme.primary}_ci_high"],
+        **head,
         **rates,
         **{k: v for k, v in sorted(counters.items()) if k != "samples"},
         **scheme.theory(channel, esno_db),

@@ -1,21 +1,32 @@
-"""Per-image quality metrics: PSNR and SSIM.
+"""Per-image quality metrics (PSNR, SSIM, MSE) and the additive counters image schemes report.
 
-Both take two batches of images of the same shape, as numpy arrays or torch tensors (any real or
+The metrics take two batches of images of the same shape, as numpy arrays or torch tensors (any real or
 integer dtype; computed in float64), and return one value per image: a float64 numpy array of
 shape ``[N]``, or a float64 torch tensor on the first input's device when either input is a
 tensor. ``layout`` names the axes: ``"NHWC"`` (default, channels last, as the codecs' uint8
 images) or ``"NCHW"`` (torch style). A single image (3-D input, ``HWC`` or ``CHW``) counts as a
 batch of one.
+
+:func:`image_quality_counters` turns a batch into the sums every image scheme reports, and
+:func:`image_quality_rates` gives the matching statistics (:class:`~linksim.schemes.base.Mean` per
+image, with intervals): the papers' PSNR is the per-image PSNR in dB, averaged over the images.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from collections.abc import Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 
-__all__ = ["psnr", "ssim", "PSNR_CAP_DB"]
+if TYPE_CHECKING:
+    from linksim.schemes.base import Statistic
+
+__all__ = ["psnr", "ssim", "mse", "mse_from_psnr", "quality_counters", "image_quality_counters",
+           "image_quality_rates", "PSNR_CAP_DB"]
 
 #: PSNR reported for identical images (and the ceiling for all values) unless ``cap_db=None``.
 PSNR_CAP_DB = 100.0
@@ -61,11 +72,121 @@ def psnr(x, y, max_val: float = 255.0, layout: Layout = "NHWC", cap_db: float | 
     finite. ``cap_db=None`` returns ``inf`` for identical images.
     """
     tx, ty, is_torch, _ = _as_nchw(x, y, layout)
-    mse = (tx - ty).square().flatten(1).mean(dim=1)
-    values = 10.0 * torch.log10(max_val**2 / mse)  # mse == 0 -> +inf (torch does not warn)
+    values = 10.0 * torch.log10(max_val**2 / _mse(tx, ty))  # mse == 0 -> +inf (torch does not warn)
     if cap_db is not None:
         values = values.clamp(max=cap_db)
     return _out(values, is_torch)
+
+
+def _mse(tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
+    return (tx - ty).square().flatten(1).mean(dim=1)
+
+
+def mse(x, y, layout: Layout = "NHWC"):
+    """Mean squared error per image over all its pixels and channels, in squared pixel units
+    (``(0..255)^2`` for 8-bit images); ``psnr = 10 log10(max_val^2 / mse)``."""
+    tx, ty, is_torch, _ = _as_nchw(x, y, layout)
+    return _out(_mse(tx, ty), is_torch)
+
+
+def mse_from_psnr(psnr_db, max_val: float = 255.0, cap_db: float | None = PSNR_CAP_DB) -> np.ndarray:
+    """The per-image MSE behind PSNR values from :func:`psnr`: ``max_val^2 10^(-psnr/10)``, and 0 for
+    values at ``cap_db`` (identical images). Exact up to float64 rounding as long as no real
+    reconstruction reaches the cap (for 8-bit images the largest finite PSNR is about 83 dB, below
+    the default 100 dB cap); for schemes that keep per-image PSNR values but not the images.
+
+    :input: ``psnr_db``: [N], any float array (dB).
+    :output: [N], float64 numpy array.
+    """
+    p = np.asarray(psnr_db, dtype=np.float64)
+    out = max_val**2 * 10.0 ** (-p / 10.0)
+    return np.where(p >= cap_db, 0.0, out) if cap_db is not None else out
+
+
+def _values(v) -> np.ndarray:
+    if isinstance(v, torch.Tensor):
+        v = v.detach().cpu().numpy()
+    return np.asarray(v, dtype=np.float64).reshape(-1)
+
+
+def quality_counters(psnr_db, ssim_values, mse_values, prefix: str = "", suffix: str = "") -> dict[str, float]:
+    """Additive counters of per-image PSNR, SSIM and MSE values (what :func:`image_quality_counters`
+    returns, for a scheme that already has the values).
+
+    :input: ``psnr_db``, ``ssim_values``, ``mse_values``: [N] each (numpy or torch, any float dtype).
+    :param prefix: prepended to every counter name; ``suffix``: appended (``_<option>``).
+    :output: ``{psnr_sum, psnr_sq_sum, ssim_sum, ssim_sq_sum, mse_sum, mse_sq_sum, images}`` (names
+        with ``prefix``/``suffix``): float sums of the values and of their squares, and ``images`` = N
+        (int). Counters of two batches add up to those of the batches together.
+    """
+    out: dict[str, float] = {}
+    n = None
+    for key, values in (("psnr", psnr_db), ("ssim", ssim_values), ("mse", mse_values)):
+        v = _values(values)
+        if n is not None and len(v) != n:
+            raise ValueError(f"{key}: expected {n} values (one per image), found {len(v)}")
+        n = len(v)
+        out[f"{prefix}{key}_sum{suffix}"] = float(v.sum())
+        out[f"{prefix}{key}_sq_sum{suffix}"] = float(np.square(v).sum())
+    out[f"{prefix}images{suffix}"] = int(n)
+    return out
+
+
+def image_quality_counters(x, x_hat, max_val: float = 255.0, layout: Layout = "NHWC", prefix: str = "",
+                           suffix: str = "") -> dict[str, float]:
+    """The additive counters of a batch of images and their reconstructions, for the statistics of
+    :func:`image_quality_rates`.
+
+    :input: ``x``, ``x_hat``: [N, H, W, C] (``layout`` ``"NHWC"``) or [N, C, H, W] (``"NCHW"``), the
+        same shape, numpy or torch, any real or integer dtype, pixel values in ``[0, max_val]``.
+    :param max_val: the peak pixel value (255 for 8-bit images, 1.0 for images in [0, 1]).
+    :param prefix: prepended to every counter name; ``suffix``: appended (``_<option>``).
+    :output: ``{psnr_sum, psnr_sq_sum, ssim_sum, ssim_sq_sum, mse_sum, mse_sq_sum, images}``:
+        per-image PSNR (dB, :func:`psnr`, capped at :data:`PSNR_CAP_DB`), SSIM (:func:`ssim`) and MSE
+        (:func:`mse`, squared pixel units) summed over the images, their squares summed, and the
+        number of images (see :func:`quality_counters`).
+    """
+    return quality_counters(psnr(x, x_hat, max_val, layout), ssim(x, x_hat, max_val, layout),
+                            mse(x, x_hat, layout), prefix, suffix)
+
+
+def _psnr_of_mean_mse(counters: Mapping[str, float], mse_sum: str, images: str, max_val: float,
+                      cap_db: float | None) -> float:
+    n = counters.get(images, 0)
+    if not n:
+        return math.nan
+    m = counters.get(mse_sum, 0) / n
+    value = 10.0 * math.log10(max_val**2 / m) if m > 0 else math.inf
+    return min(value, cap_db) if cap_db is not None else value
+
+
+def image_quality_rates(prefix: str = "", suffix: str = "", max_val: float = 255.0,
+                        cap_db: float | None = PSNR_CAP_DB) -> dict[str, Statistic]:
+    """The statistics of the counters of :func:`image_quality_counters` (same ``prefix``/``suffix``),
+    for a scheme's ``rates``.
+
+    :param max_val: the peak pixel value the counters were computed with.
+    :output: ``psnr_db`` (per-image PSNR in dB averaged over the images, the papers' convention),
+        ``ssim``, ``mse`` (:class:`~linksim.schemes.base.Mean`, each with a Student-t interval and a
+        ``_std`` column) and ``psnr_of_mean_mse_db`` = ``10 log10(max_val^2 / mean MSE)`` (a
+        :class:`~linksim.schemes.base.Derived` column, capped at ``cap_db``; it weights the worst
+        images more and lies at or below ``psnr_db`` by Jensen's inequality), names with
+        ``prefix``/``suffix``.
+    """
+    from linksim.schemes.base import Derived, Mean  # here: linksim.schemes imports this module
+
+    def name(key: str) -> str:
+        return f"{prefix}{key}{suffix}"
+
+    count = name("images")
+    return {
+        name("psnr_db"): Mean(name("psnr_sum"), name("psnr_sq_sum"), count),
+        name("ssim"): Mean(name("ssim_sum"), name("ssim_sq_sum"), count),
+        name("mse"): Mean(name("mse_sum"), name("mse_sq_sum"), count),
+        name("psnr_of_mean_mse_db"): Derived(
+            partial(_psnr_of_mean_mse, mse_sum=name("mse_sum"), images=count, max_val=max_val, cap_db=cap_db),
+            f"10 log10({max_val:g}^2 / mean MSE) over the point's images, dB"),
+    }
 
 
 def _valid_filter_matrix(n: int, size: int, sigma: float, device: torch.device) -> torch.Tensor:

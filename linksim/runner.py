@@ -19,12 +19,13 @@ from tqdm import tqdm
 from linksim import registry
 from linksim.accel import CompileMode, GraphMode, resolve_compile, resolve_cuda_graphs
 from linksim.channels.base import Channel
-from linksim.config import ChannelSpec, Scenario, SchemeSpec
+from linksim.config import ChannelSpec, Scenario, SchemeSpec, stop_key_problems
 from linksim.engine import WorkUnit, derived_seed, run_unit, seed_everything, unit_seed
 from linksim.results import RunDirectory
-from linksim.schemes.base import Scheme, SchemeContext
+from linksim.schemes.base import Mean, Scheme, SchemeContext
 
-__all__ = ["RunOptions", "RunSummary", "resolve_device", "build_channel", "build_scheme", "work_units", "run_scenario"]
+__all__ = ["RunOptions", "RunSummary", "resolve_device", "build_channel", "build_scheme", "check_stop_keys",
+           "work_units", "run_scenario"]
 
 
 @dataclass
@@ -225,8 +226,8 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
             counts["run"] += 1
             session["wall_s"] = round(time.perf_counter() - t_run, 3)
             run_dir.write_manifest(manifest)
-        if stop.stop_sweep_below is not None and row["error_rate"] < stop.stop_sweep_below:
-            swept_out.add(curve)
+        if stop.stop_sweep_below is not None and not _mean_primary(row) and row["error_rate"] < stop.stop_sweep_below:
+            swept_out.add(curve)  # rate primaries only (a mean primary's error_rate is NaN)
 
     session["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     session["wall_s"] = round(time.perf_counter() - t_run, 3)
@@ -242,6 +243,26 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
                       cut=counts["cut"])
 
 
+def _mean_primary(row: dict) -> bool:
+    """Whether a results row's primary is a mean: its ``primary`` column names it (NaN or absent
+    for a rate primary)."""
+    return isinstance(row.get("primary"), str)
+
+
+def check_stop_keys(scenario: Scenario, spec: SchemeSpec, scheme: Scheme, source: str | None = None) -> None:
+    """Refuse a key of a built scheme's own ``stop`` that does not fit its primary
+    (:func:`linksim.config.stop_key_problems`); :func:`~linksim.config.load_scenario` has already
+    done so for schemes whose class declares its primary, this covers those that set it when built.
+
+    :param source: the scenario file named in the message (default: the scenario's name).
+    :raises RuntimeError: one line, ``file: schemes[i].stop.key: expected ..., found ...``.
+    """
+    kind = "mean" if isinstance(scheme.rates.get(scheme.primary), Mean) else "rate"
+    index = [s.name for s in scenario.schemes].index(spec.name)
+    if lines := stop_key_problems(source or scenario.name, index, spec, scheme.primary, kind):
+        raise RuntimeError(lines[0])
+
+
 def _run_one(scenario, specs, schemes, channels, context, unit: WorkUnit, stop, progress_bar: bool,
              manifest: dict) -> dict:
     """Build (once) and prepare the unit's scheme, simulate the unit, record its seed and wall time."""
@@ -253,12 +274,13 @@ def _run_one(scenario, specs, schemes, channels, context, unit: WorkUnit, stop, 
             **schemes[unit.scheme].describe(),
             "prepare_wall_s": round(time.perf_counter() - t0, 3),
         }
+    check_stop_keys(scenario, specs[unit.scheme], schemes[unit.scheme], manifest.get("scenario_file"))
     seed = unit_seed(scenario.seed, unit)
     bar = tqdm(total=stop.max_samples, desc=str(unit), unit="item", disable=not progress_bar, leave=False)
 
-    def progress(n: int, errors: float) -> None:
+    def progress(n: int, status: dict[str, float]) -> None:
         bar.update(n)
-        bar.set_postfix(errors=int(errors))
+        bar.set_postfix({k: int(v) if k == "errors" else f"{v:.3g}" for k, v in status.items()})
 
     t0 = time.perf_counter()
     row = run_unit(schemes[unit.scheme], channels[unit.channel], unit, scenario.snr, stop, seed, progress)

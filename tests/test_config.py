@@ -32,6 +32,12 @@ MALFORMED = [
     ("missing schemes", "name: t\nsnr: {values: [0]}\nchannels: [awgn]\n", "schemes", "Field required"),
     ("norm axis without reference", BASE.replace("axis: ebno", "axis: snr_norm"), "snr", "reference_channel_uses"),
     ("LDPC k too large", BASE.replace("k: 64, n: 128", "k: 9000, n: 18000"), "schemes[0].params", "k <= 8448"),
+    ("zero half-width target", BASE + "stop: {target_half_width: 0}\n", "stop.target_half_width", "greater than 0"),
+    ("infinite half-width target", BASE + "stop: {target_half_width: .inf}\n", "stop.target_half_width",
+     "finite number"),
+    ("negative half-width target of a scheme", BASE.replace("bits_per_symbol: 2}", "bits_per_symbol: 2}, stop: "
+     "{target_half_width: -0.05}"), "schemes[0].stop.target_half_width", "greater than 0"),
+    ("zero min_samples", BASE + "stop: {min_samples: 0}\n", "stop.min_samples", "greater than 0"),
 ]
 
 
@@ -100,6 +106,20 @@ def test_digest_ignores_outputs_but_not_physics(write_scenario):
     assert a.digest() == load_scenario(path, overrides=["outputs.root=elsewhere"]).digest()
     assert a.digest() == load_scenario(path, overrides=["schemes.ldpc.label=LDPC 1/2"]).digest()
     assert a.digest() != load_scenario(path, overrides=["seed=12"]).digest()
+
+
+def test_digest_of_committed_results_is_unchanged_by_newer_unset_stop_keys(write_scenario):
+    """target_half_width and min_samples came after these runs: while unset they stay out of the digest,
+    so ``--resume`` still finds the committed runs; set, they change it."""
+    import json
+
+    root = Path(__file__).resolve().parent.parent
+    manifest = json.loads((root / "results/ldpc_qam/quick/manifest.json").read_text())
+    assert load_scenario(root / "scenarios/ldpc_qam.yaml", "quick").digest() == manifest["scenario_digest"]
+    path = write_scenario(BASE)
+    plain = load_scenario(path).digest()
+    assert load_scenario(path, overrides=["stop.target_half_width=0.05"]).digest() != plain
+    assert load_scenario(path, overrides=["schemes.a.stop.min_samples=500"]).digest() != plain
 
 
 def test_scheme_defaults_apply_under_each_schemes_params(write_scenario):

@@ -94,6 +94,8 @@ def test_csv_has_tidy_columns_and_counters_add_up(write_scenario, tmp_path):
                 "error_rate", "ci_low", "ci_high", "ber", "bler", "ber_ci_low", "bler_ci_high", "esno_db", "ebno_db"]:
         assert col in df.columns, col
     assert (df.ci_low <= df.error_rate).all() and (df.error_rate <= df.ci_high).all()
+    # rate primaries only: the columns of results committed before means existed, no `primary`, no `_std`
+    assert "primary" not in df.columns and not [c for c in df.columns if c.endswith("_std")]
     ldpc = df[df.scheme == "ldpc"]
     assert (ldpc.errors == ldpc.block_errors).all() and (ldpc.channel_uses == 64).all()
     # Eb/N0 axis: Es/N0 = Eb/N0 + 10 log10(64 info bits / 64 channel uses) = Eb/N0

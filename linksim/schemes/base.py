@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +19,7 @@ from linksim.channels.base import Channel
 from linksim.snr import LinkBudget
 from linksim.train import write_log
 
-__all__ = ["Scheme", "SchemeContext", "Rate", "EvalCursor", "StageTimes"]
+__all__ = ["Scheme", "SchemeContext", "Rate", "Mean", "Derived", "Statistic", "EvalCursor", "StageTimes"]
 
 
 class StageTimes:
@@ -58,11 +58,40 @@ class StageTimes:
 @dataclass(frozen=True)
 class Rate:
     """A ratio of counters, ``counters[numerator] / counters[denominator]``, reported with a binomial
-    confidence interval when ``interval`` (an error probability) and as a plain mean otherwise."""
+    confidence interval (columns ``<name>_ci_low``, ``<name>_ci_high``) when ``interval`` (an error
+    probability) and as a plain ratio otherwise."""
 
     numerator: str
     denominator: str
     interval: bool = True
+
+
+@dataclass(frozen=True)
+class Mean:
+    """The mean of a per-item quantity (PSNR in dB, SSIM, MSE per image) from three additive counters:
+    ``counters[total]`` (sum of the values), ``counters[total_sq]`` (sum of their squares) and
+    ``counters[count]`` (number of values). Reported as ``<name>`` with a Student-t interval
+    (:func:`linksim.stats.mean_interval`: ``<name>_ci_low``, ``<name>_ci_high``, NaN below two
+    values) and the sample standard deviation ``<name>_std``; the ``_std`` column is what marks a
+    mean in a results file (plots draw it on a linear axis, ``snr-at`` interpolates it linearly)."""
+
+    total: str
+    total_sq: str
+    count: str
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A column computed from a point's final counters, ``fn(counters) -> float`` (no interval), for
+    a statistic that is neither a ratio nor a mean of per-item values (the PSNR of the mean MSE).
+    ``doc`` says what it is. It cannot be a scheme's primary."""
+
+    fn: Callable[[Mapping[str, float]], float]
+    doc: str = ""
+
+
+#: what a scheme's ``rates`` map names to
+Statistic = Rate | Mean | Derived
 
 
 class EvalCursor:
@@ -132,13 +161,17 @@ class Scheme(nn.Module):
     A subclass declares its counters' rates and primary rate, and implements :meth:`budget` and
     :meth:`simulate`. The engine knows nothing else about it.
 
-    :cvar rates: name -> :class:`Rate`; each becomes a CSV column (with ``_ci_low``/``_ci_high``
-        when it is an error probability).
-    :cvar primary: the rate reported as ``error_rate``; its numerator (``errors``) drives the
-        ``target_errors`` stopping rule. ``samples`` always counts source items.
+    :cvar rates: name -> :class:`Rate`, :class:`Mean` or :class:`Derived`; each becomes a CSV
+        column, with ``_ci_low``/``_ci_high`` for an error probability (binomial interval) and for a
+        mean (Student-t interval, plus ``_std``).
+    :cvar primary: the statistic a point is judged by. A :class:`Rate` is restated as ``errors``
+        (its numerator), ``error_rate``, ``ci_low``, ``ci_high``, and ``errors`` drives the
+        ``target_errors`` stopping rule; a :class:`Mean` leaves those four columns NaN, is named in a
+        ``primary`` column, and its interval's half-width drives ``target_half_width``.
+        ``samples`` always counts source items.
     """
 
-    rates: ClassVar[dict[str, Rate]] = {}
+    rates: ClassVar[dict[str, Statistic]] = {}
     primary: ClassVar[str] = ""
     name: str = ""  # the scenario's name for this instance (set by the runner)
 
