@@ -202,8 +202,19 @@ def test_counters_are_additive_and_the_envelope_picks_the_best_mcs():
     whole, halves = _row(s, 6, 30.0), _row(s, 3, 30.0)  # error-free at 30 dB: independent of the draws
     s.reset()
     counters = set(s.simulate(1, torch.tensor(1e-3), AWGNChannel())) - {"samples"}
-    assert len(counters) == 3 * 7 + 5 and counters <= set(whole)
+    # per MCS 5 counters of the file and the link + 7 quality sums (quality_counters); capacity 3 + 7
+    assert len(counters) == 3 * 12 + 10 and counters <= set(whole)
     assert all(whole[k] == pytest.approx(halves[k]) for k in counters)
+    for o in ("qpsk", "16qam", "64qam", "capacity"):  # the quality means, with intervals from the sums of squares
+        assert whole[f"images_{o}"] == 6 and whole[f"psnr_db_{o}"] == pytest.approx(whole[f"psnr_sum_{o}"] / 6)
+        for m in ("psnr_db", "ssim", "mse"):
+            assert whole[f"{m}_{o}_ci_low"] <= whole[f"{m}_{o}"] <= whole[f"{m}_{o}_ci_high"]
+            assert whole[f"{m}_{o}_std"] >= 0
+        assert whole[f"psnr_of_mean_mse_db_{o}"] <= whole[f"psnr_db_{o}"] + 1e-9  # Jensen
+    # the headline restates the best option's means with their intervals
+    assert all(whole[f"{m}{part}"] == whole[f"{m}_64qam{part}"]
+               for m in ("psnr_db", "ssim", "mse") for part in ("", "_ci_low", "_ci_high", "_std"))
+    assert whole["psnr_of_mean_mse_db"] == whole["psnr_of_mean_mse_db_64qam"] and "primary" not in whole
     assert set(s.stage_times.take()) == {"codec", "link"}  # the run's timings: where the time went
     for row in (whole, halves):
         assert row["samples"] == 6 and row["best_mcs"] == "64qam"

@@ -39,19 +39,27 @@ on every channel: on a fading channel an optimistic reference above the ergodic 
 whose file does not fit at the lowest quality show the fallback. Encoded per SNR point, cached per
 budget.
 
-**Counters** (all additive; ``<o>`` is an MCS name or ``capacity``): ``samples`` (images),
-``psnr_sum_<o>``, ``ssim_sum_<o>``, ``failed_<o>`` (images showing the fallback, unfit included),
-``unfit_<o>`` (no file fits), ``file_bits_<o>`` (counted bits of the files that fit); per MCS also
-``codewords_<o>`` (codewords carrying file bits) and ``codeword_errors_<o>``.
-**Rates:** ``psnr_db_<o>``, ``ssim_<o>`` (means), ``image_failure_rate_<o>`` (with interval),
-``unfit_rate_<o>`` (mean), ``bler_<o>`` (codeword error rate, with interval).
+**Counters** (all additive; ``<o>`` is an MCS name or ``capacity``): ``samples`` (images), the
+quality sums of :func:`~linksim.metrics.quality_counters` (``psnr_sum_<o>``, ``psnr_sq_sum_<o>``,
+``ssim_sum_<o>``, ``ssim_sq_sum_<o>``, ``mse_sum_<o>``, ``mse_sq_sum_<o>``, ``images_<o>``; the MSE
+recovered from the cached PSNR by :func:`~linksim.metrics.mse_from_psnr`), ``failed_<o>`` (images
+showing the fallback, unfit included), ``unfit_<o>`` (no file fits), ``file_bits_<o>`` (counted bits
+of the files that fit); per MCS also ``codewords_<o>`` (codewords carrying file bits) and
+``codeword_errors_<o>``.
+**Rates:** ``psnr_db_<o>``, ``ssim_<o>``, ``mse_<o>`` (means over the images with a Student-t
+interval and ``_std``, :func:`~linksim.metrics.image_quality_rates`), ``psnr_of_mean_mse_db_<o>``
+(PSNR of the mean MSE), ``image_failure_rate_<o>`` (with interval), ``unfit_rate_<o>`` (plain
+ratio), ``bler_<o>`` (codeword error rate, with interval).
 
-**Headline** (``psnr_db``, ``ssim``, ``image_failure_rate`` and the ``errors``/``error_rate``/``ci_*``
-columns): the envelope over the MCS grid, i.e. the MCS with the highest mean PSNR over all the images
-of the point (ties: the first in the grid), named in ``best_mcs``; without an MCS grid, the capacity
-curve. It is derived from the point's final counters in :meth:`~ImageDigitalScheme.summarize`. The
-primary rate that drives ``target_errors`` is the first option's image failure rate; a point of
-this scheme is meant to stop at ``max_samples`` (one pass over the evaluation images).
+**Headline** (``psnr_db``, ``ssim``, ``mse`` with their ``_ci_low``/``_ci_high``/``_std``,
+``psnr_of_mean_mse_db``, ``image_failure_rate`` and the ``errors``/``error_rate``/``ci_*`` columns):
+the envelope over the MCS grid, i.e. the MCS with the highest mean PSNR over all the images of the
+point (ties: the first in the grid), named in ``best_mcs``; without an MCS grid, the capacity curve.
+It is derived from the point's final counters in :meth:`~ImageDigitalScheme.summarize`. The primary
+rate that drives ``target_errors`` is the first option's image failure rate; a point of this scheme
+is meant to stop at ``max_samples`` (one pass over the evaluation images). The primary stays this
+rate rather than the PSNR mean, so that ``errors``/``error_rate`` keep their meaning in the
+committed results.
 
 Time: JPEG budget search ~0.5 ms per image and budget, HEVC ~15-25 ms (one CPU core); ``workers``
 spreads the encoding over processes.
@@ -72,9 +80,9 @@ from torch import nn
 from linksim.channels.base import Channel
 from linksim.link.digital import DigitalLink, DigitalLinkParams
 from linksim.link.image_codec import HevcIntraCodec, ImageCodec, JpegCodec, encode_batch_to_budget
-from linksim.metrics import psnr, ssim
+from linksim.metrics import image_quality_rates, mse_from_psnr, psnr, quality_counters, ssim
 from linksim.registry import register_scheme
-from linksim.schemes.base import EvalCursor, Rate, Scheme, SchemeContext
+from linksim.schemes.base import EvalCursor, Rate, Scheme, SchemeContext, Statistic
 from linksim.snr import LinkBudget, esno_db_to_no
 
 __all__ = ["Delivery", "HevcParams", "ImageDigitalParams", "ImageDigitalScheme", "JpegParams", "McsParams", "capacity_bits"]
@@ -252,11 +260,10 @@ class ImageDigitalScheme(Scheme):
         self.options = self.mcs_names + ([CAPACITY] if p.capacity else [])
         self.links = nn.ModuleList(DigitalLink(DigitalLinkParams(**m.model_dump(exclude={"name"}))) for m in p.mcs)
         self._headline_options = self.mcs_names or [CAPACITY]
-        self.rates: dict[str, Rate] = {}
+        self.rates: dict[str, Statistic] = {}
         for o in self.options:
+            self.rates.update(image_quality_rates(suffix=f"_{o}"))  # psnr_db_<o>, ssim_<o>, mse_<o> (means), ...
             self.rates.update({
-                f"psnr_db_{o}": Rate(f"psnr_sum_{o}", "samples", interval=False),
-                f"ssim_{o}": Rate(f"ssim_sum_{o}", "samples", interval=False),
                 f"image_failure_rate_{o}": Rate(f"failed_{o}", "samples"),
                 f"unfit_rate_{o}": Rate(f"unfit_{o}", "samples", interval=False),
             })
@@ -449,9 +456,9 @@ class ImageDigitalScheme(Scheme):
         for o in self.options:
             d = self.deliver(o, idx, no, channel)
             ps, ss, fb = self._quality(o, d, channel, no)
+            # the cache keeps per-image PSNR and SSIM, not the images: the MSE follows from the PSNR
+            counters.update(quality_counters(ps, ss, mse_from_psnr(ps), suffix=f"_{o}"))
             counters.update({
-                f"psnr_sum_{o}": float(ps.sum()),
-                f"ssim_sum_{o}": float(ss.sum()),
                 f"failed_{o}": int((~d.ok).sum()),
                 f"unfit_{o}": int(d.unfit.sum()),
                 f"file_bits_{o}": int(fb[~d.unfit].sum()),
@@ -462,13 +469,17 @@ class ImageDigitalScheme(Scheme):
         return counters
 
     def summarize(self, row: dict) -> dict:
-        """The envelope: the option with the highest mean PSNR at this point, and its columns."""
+        """The envelope: the option with the highest mean PSNR at this point, and its columns (the
+        quality means with their intervals and ``_std``; the intervals are those of the chosen
+        option, not corrected for the choice)."""
         best = self._headline_options[int(np.argmax([row[f"psnr_db_{o}"] for o in self._headline_options]))]
         rate = f"image_failure_rate_{best}"
+        quality = {f"{m}{part}": row[f"{m}_{best}{part}"]
+                   for m in ("psnr_db", "ssim", "mse") for part in ("", "_ci_low", "_ci_high", "_std")}
         return {
             "best_mcs": best,
-            "psnr_db": row[f"psnr_db_{best}"],
-            "ssim": row[f"ssim_{best}"],
+            **quality,
+            "psnr_of_mean_mse_db": row[f"psnr_of_mean_mse_db_{best}"],
             "image_failure_rate": row[rate],
             "errors": row[f"failed_{best}"],
             "error_rate": row[rate],
