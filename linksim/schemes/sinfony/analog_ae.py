@@ -38,8 +38,8 @@ from linksim.channels.base import Channel
 from linksim.models import AnalogFeatureAE, count_parameters
 from linksim.registry import register_scheme
 from linksim.schemes.base import EvalCursor, Rate, Scheme, SchemeContext
-from linksim.schemes.sinfony import SinfonyScheme, complex_to_real, real_to_complex
-from linksim.schemes.sinfony_digital import (
+from linksim.schemes.sinfony.classifier import SinfonyScheme, complex_to_real, real_to_complex
+from linksim.schemes.sinfony.digital import (
     SinfonyBaselineParams,
     prepare_reference,
     training_images,

@@ -84,7 +84,7 @@ from linksim.link.digital import DecoderParams, DigitalLink, DigitalLinkParams
 from linksim.link.huffman import HuffmanCode, float_to_symbols, symbols_to_float
 from linksim.registry import register_scheme
 from linksim.schemes.base import EvalCursor, Rate, Scheme, SchemeContext
-from linksim.schemes.sinfony import SinfonyParams, SinfonyScheme
+from linksim.schemes.sinfony.classifier import SinfonyParams, SinfonyScheme
 from linksim.snr import LinkBudget
 from linksim.train import TrainParams, cache_key, model_cache_dir
 
