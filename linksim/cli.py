@@ -31,8 +31,13 @@ def _summary(csv: Path) -> str:
     from linksim.results import read_results
 
     df = read_results(csv)
+    if "primary" in df.columns:  # schemes whose primary is a mean: its value and interval as well
+        for part in ("", "_ci_low", "_ci_high"):
+            df[f"value{part}"] = [row.get(f"{p}{part}") if isinstance(p, str) else None
+                                  for p, (_, row) in zip(df["primary"], df.iterrows(), strict=True)]
     cols = [c for c in ("scheme", "channel", "snr_db", "esno_db", "snr_norm_db", "samples", "errors", "error_rate",
-                        "ci_low", "ci_high") if c in df.columns and df[c].notna().any()]
+                        "ci_low", "ci_high", "primary", "value", "value_ci_low", "value_ci_high")
+            if c in df.columns and df[c].notna().any()]
     return df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
 
@@ -68,10 +73,11 @@ def _cmd_snr_at(args) -> int:
     from linksim.results import read_results
 
     try:
-        table = snr_at(read_results(args.results), args.target, args.x, args.metric, args.reference)
+        table = snr_at(read_results(args.results), args.target, args.x, args.metric, args.reference, args.direction)
     except ValueError as err:
         raise RuntimeError(f"{args.results}: {err}") from None
-    print(f"{args.x} [dB] at which {args.metric} reaches {args.target:g}"
+    way = "falls to" if "floor" in table.columns else "rises to"
+    print(f"{args.x} [dB] at which {args.metric} {way} {args.target:g}"
           + (f"; shift_db relative to {args.reference}" if args.reference else "") + ":")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return 0
@@ -132,11 +138,20 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--format", action="append", default=None, choices=["png", "pdf", "svg"])
     pl.set_defaults(func=_cmd_plot)
 
-    sa = sub.add_parser("snr-at", help="the SNR each curve of a results.csv needs to reach a target error rate")
+    sa = sub.add_parser("snr-at", help="the SNR each curve of a results.csv needs to reach a target error rate "
+                                       "(or PSNR, SSIM, any column)")
     sa.add_argument("results")
-    sa.add_argument("--target", "-t", type=float, required=True, help="error rate, e.g. 0.02")
+    sa.add_argument("--target", "-t", type=float, required=True,
+                    help="value of --metric: an error rate (0.02), a PSNR in dB (25), ...")
     sa.add_argument("--x", default="snr_norm_db", choices=["snr_db", "esno_db", "ebno_db", "snr_norm_db"])
-    sa.add_argument("--metric", "-m", default="error_rate")
+    sa.add_argument("--metric", "-m", default="error_rate",
+                    help="column to read, e.g. error_rate (default), ber, psnr_db, ssim; rates are "
+                         "interpolated in log space, means (PSNR in dB, SSIM) linearly")
+    way = sa.add_mutually_exclusive_group()
+    way.add_argument("--falls", dest="direction", action="store_const", const="falls",
+                     help="the metric falls with SNR (an error rate); default: guessed from the curves")
+    way.add_argument("--rises", dest="direction", action="store_const", const="rises",
+                     help="the metric rises with SNR (PSNR, SSIM); default: guessed from the curves")
     sa.add_argument("--reference", "-r", help="scheme the others are compared with (adds shift_db)")
     sa.set_defaults(func=_cmd_snr_at)
 

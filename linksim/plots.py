@@ -1,5 +1,11 @@
 """Figures drawn from results files (never from live objects): metric vs SNR, one curve per
-scheme x channel, confidence intervals as error bars, theory overlays where the CSV has them."""
+scheme x channel, confidence intervals as error bars, theory overlays where the CSV has them.
+
+Any column ``<metric>`` with ``<metric>_ci_low``/``<metric>_ci_high`` columns gets error bars (the
+primary ``error_rate`` uses ``ci_low``/``ci_high``). The y axis is logarithmic by default for
+rates (``error_rate``, and columns with an interval but no ``<metric>_std``) and linear for means
+(which have ``<metric>_std``: PSNR in dB, SSIM, MSE) and every other column.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from linksim.config import PlotSpec  # noqa: E402
-from linksim.results import read_results  # noqa: E402
+from linksim.results import is_rate, read_results  # noqa: E402
 from linksim.snr import axis_label  # noqa: E402
 
 __all__ = ["RunData", "load_run", "rate_columns", "plot_metric", "plot_run", "plot_files"]
@@ -46,9 +52,11 @@ def load_run(csv: str | Path) -> RunData:
 
 
 def rate_columns(df: pd.DataFrame) -> list[str]:
-    """Rates with confidence intervals in a results table, primary ``error_rate`` first."""
-    rates = [c[: -len("_ci_low")] for c in df.columns if c.endswith("_ci_low")]
-    return ["error_rate"] + [r for r in rates if r != "error_rate"]
+    """The statistics with confidence intervals in a results table (rates and means), the primary
+    ``error_rate`` first unless no row has one (every scheme's primary a mean)."""
+    stats = [c[: -len("_ci_low")] for c in df.columns if c.endswith("_ci_low")]
+    head = ["error_rate"] if "error_rate" in df and df["error_rate"].notna().any() else []
+    return head + [r for r in stats if r != "error_rate"]
 
 
 def _x_label(runs: list[RunData], x: str) -> str:
@@ -69,8 +77,7 @@ def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool
     channels = list(dict.fromkeys(k[1] for _, k in curves))
     colour = {s: f"C{i % 10}" for i, s in enumerate(run_schemes)}  # one colour per scheme,
     style = {c: (_MARKERS[i % len(_MARKERS)], _LINES[i % len(_LINES)]) for i, c in enumerate(channels)}  # per channel
-    is_rate = f"{metric}_ci_low" in runs[0].df.columns or metric == "error_rate"
-    log_y = is_rate if log_y is None else log_y
+    log_y = is_rate(runs[0].df, metric) if log_y is None else log_y
     lo, hi = ("ci_low", "ci_high") if metric == "error_rate" else (f"{metric}_ci_low", f"{metric}_ci_high")
     for run in runs:
         df = run.df

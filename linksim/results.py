@@ -10,11 +10,20 @@ import pandas as pd
 
 from linksim.atomic import atomic_write_text
 
-__all__ = ["RunDirectory", "read_results"]
+__all__ = ["RunDirectory", "read_results", "is_rate"]
+
 
 def read_results(path: str | Path) -> pd.DataFrame:
     """A ``results.csv`` as a DataFrame (``scheme`` and ``channel`` as strings)."""
     return pd.read_csv(path, dtype={"scheme": str, "channel": str})
+
+
+def is_rate(df: pd.DataFrame, metric: str) -> bool:
+    """Whether the column ``metric`` of a results table is a rate (an error probability): the primary
+    ``error_rate``, or a column with an interval (``<metric>_ci_low``) and no ``<metric>_std``, the
+    column that marks a mean (:class:`~linksim.schemes.base.Mean`). Plots draw rates on a log axis
+    and ``snr-at`` interpolates them in log space; means and other columns are linear."""
+    return metric == "error_rate" or (f"{metric}_ci_low" in df.columns and f"{metric}_std" not in df.columns)
 
 
 class RunDirectory:

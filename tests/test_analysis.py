@@ -1,4 +1,4 @@
-"""SNR at a target error rate, and shifts between curves."""
+"""SNR at a target error rate or PSNR, and shifts between curves."""
 
 import math
 
@@ -43,5 +43,44 @@ def test_cli_prints_the_table(tmp_path, capsys):
     _results().to_csv(path, index=False)
     assert main(["snr-at", str(path), "--target", "0.1", "--reference", "b"]) == 0
     out = capsys.readouterr().out
-    assert "snr_norm_db [dB] at which error_rate reaches 0.1; shift_db relative to b" in out
+    assert "snr_norm_db [dB] at which error_rate falls to 0.1; shift_db relative to b" in out
     assert main(["snr-at", str(path), "-t", "0.1", "-r", "nope"]) == 2
+
+
+def _psnr_results(with_intervals: bool = True) -> pd.DataFrame:
+    """Rising PSNR curves (a mean: with ``_ci_*`` and ``_std`` columns) and a falling error rate."""
+    rows = []
+    for scheme, values in {"hevc": [18.0, 22.0, 26.0, 30.0], "jpeg": [15.0, 19.0, 23.0, 24.0],
+                           "good": [27.0, 29.0, 31.0, 33.0]}.items():
+        for x, v in zip([0.0, 5.0, 10.0, 15.0], values):
+            row = {"scheme": scheme, "channel": "awgn", "esno_db": x, "psnr_db": v, "error_rate": 0.5 / (1 + x)}
+            if with_intervals:
+                row.update(psnr_db_ci_low=v - 0.3, psnr_db_ci_high=v + 0.3, psnr_db_std=3.0)
+            rows.append(row)
+    return pd.DataFrame(rows).sample(frac=1, random_state=1)
+
+
+@pytest.mark.parametrize("with_intervals", [True, False])
+def test_a_rising_psnr_curve_is_crossed_upwards_with_linear_interpolation(with_intervals):
+    t = snr_at(_psnr_results(with_intervals), 25.0, x="esno_db", metric="psnr_db", reference="hevc")
+    t = t.set_index("scheme")
+    # hevc: 22 dB at 5 dB, 26 dB at 10 dB -> 25 dB three quarters of the way (linear in dB), at 8.75 dB
+    assert t.loc["hevc", "esno_db_at_target"] == pytest.approx(8.75)
+    assert math.isnan(t.loc["jpeg", "esno_db_at_target"]) and t.loc["jpeg", "ceiling"] == 24.0  # never gets there
+    assert math.isnan(t.loc["good", "esno_db_at_target"])  # above the target from its first point
+    assert "floor" not in t.columns and t.loc["hevc", "shift_db"] == 0.0
+    # the direction can be forced: read as a falling metric, no curve crosses 25 dB downwards
+    falls = snr_at(_psnr_results(with_intervals), 25.0, x="esno_db", metric="psnr_db", direction="falls")
+    assert falls["esno_db_at_target"].isna().all() and "floor" in falls.columns
+    with pytest.raises(ValueError, match="direction: expected falls or rises"):
+        snr_at(_psnr_results(), 25.0, x="esno_db", metric="psnr_db", direction="up")
+
+
+def test_cli_answers_the_snr_at_which_psnr_reaches_25_db(tmp_path, capsys):
+    path = tmp_path / "results.csv"
+    _psnr_results().to_csv(path, index=False)
+    assert main(["snr-at", str(path), "-m", "psnr_db", "-t", "25", "--x", "esno_db"]) == 0
+    out = capsys.readouterr().out
+    assert "esno_db [dB] at which psnr_db rises to 25:" in out and "8.75" in out and "ceiling" in out
+    assert main(["snr-at", str(path), "-m", "psnr_db", "-t", "25", "--x", "esno_db", "--falls"]) == 0
+    assert "psnr_db falls to 25" in capsys.readouterr().out

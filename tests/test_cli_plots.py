@@ -70,3 +70,26 @@ outputs:
     assert main(["validate", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert "outputs.plots[0].schemes names no scheme of this scenario: ldcp" in err and len(err.splitlines()) == 1
+
+
+def test_means_are_drawn_with_their_intervals_on_a_linear_axis(tmp_path):
+    import math
+
+    import numpy as np
+    import pandas as pd
+
+    rows = [{"scheme": "img", "channel": "awgn", "snr_db": x, "snr_axis": "esno", "esno_db": x, "primary": "psnr_db",
+             "errors": math.nan, "error_rate": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+             "psnr_db": 20 + x, "psnr_db_ci_low": 19.5 + x, "psnr_db_ci_high": 20.5 + x, "psnr_db_std": 2.0,
+             "failure_rate": 0.1 / (1 + x), "failure_rate_ci_low": 0.05 / (1 + x), "failure_rate_ci_high": 0.2 / (1 + x)}
+            for x in (0.0, 5.0, 10.0)]
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    data = load_run(tmp_path / "results.csv")
+    assert rate_columns(data.df) == ["psnr_db", "failure_rate"]  # no error_rate: the primary is a mean
+    fig = plot_metric([data], "psnr_db")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "linear" and len(ax.containers) == 1
+    bars = ax.containers[0].lines[2][0].get_segments()  # the vertical error bars, one per point
+    assert [tuple(np.round(s[:, 1], 6)) for s in bars] == [(19.5, 20.5), (24.5, 25.5), (29.5, 30.5)]
+    assert plot_metric([data], "failure_rate").axes[0].get_yscale() == "log"  # a rate: log axis
+    assert plot_metric([data], "psnr_db", log_y=True).axes[0].get_yscale() == "log"  # the figure's choice wins
