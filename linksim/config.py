@@ -33,6 +33,7 @@ __all__ = [
     "StopRule",
     "SchemeSpec",
     "ChannelSpec",
+    "ExamplesSpec",
     "Outputs",
     "Scenario",
     "load_scenario",
@@ -158,7 +159,8 @@ _NEWER_STOP_KEYS = ("target_half_width", "min_samples")
 class SchemeSpec(_Strict):
     """A scheme: a unique ``name``, a registered ``type`` and that type's ``params``; or ``baseline``,
     the name of a preset in ``baselines/<name>.yaml`` (its ``type``, ``label`` and ``params``, which
-    the entry's own ``params`` override)."""
+    the entry's own ``params`` override). ``channels``: the names of the scenario channels this
+    scheme runs on (default all), e.g. a learned scheme trained for one channel."""
 
     name: str = Field(..., pattern=_NAME)
     baseline: str | None = None
@@ -167,6 +169,7 @@ class SchemeSpec(_Strict):
     label: str | None = None
     stop: StopOverride = StopOverride()
     snr: SnrValues | None = None
+    channels: list[str] | None = None
 
 
 class ChannelSpec(_Strict):
@@ -194,9 +197,23 @@ class PlotSpec(_Strict):
     title: str | None = None
 
 
+class ExamplesSpec(_Strict):
+    """The example-reconstruction figure (:mod:`linksim.reconstructions`): the first ``images``
+    evaluation images, as sent and as each of ``schemes`` (image schemes) shows them after
+    ``channel`` at each of ``snr_db`` (on the scenario's SNR axis); file ``plots/<name>.<format>``."""
+
+    schemes: list[str] = Field(..., min_length=1)
+    channel: str
+    snr_db: list[float] = Field(..., min_length=1)
+    images: int = Field(6, ge=1, le=32)
+    name: str = Field("examples", pattern=_NAME)
+    title: str | None = None
+
+
 class Outputs(_Strict):
     root: str = "results"
     plots: list[PlotSpec] | None = None
+    examples: list[ExamplesSpec] = []
     formats: list[Literal["png", "pdf", "svg"]] = ["png", "pdf"]
 
 
@@ -256,6 +273,15 @@ class Scenario(_Strict):
             if dup:
                 raise ValueError(f"{kind} names must be unique, found {', '.join(dup)} more than once")
         names = {s.name for s in self.schemes}
+        channel_names = {c.name for c in self.channels}
+        for i, scheme in enumerate(self.schemes):
+            if unknown := [c for c in scheme.channels or [] if c not in channel_names]:
+                raise ValueError(f"schemes[{i}].channels names no channel of this scenario: {', '.join(unknown)}")
+        for i, ex in enumerate(self.outputs.examples):
+            if unknown := [s for s in ex.schemes if s not in names]:
+                raise ValueError(f"outputs.examples[{i}].schemes names no scheme of this scenario: {', '.join(unknown)}")
+            if ex.channel not in channel_names:
+                raise ValueError(f"outputs.examples[{i}].channel names no channel of this scenario: {ex.channel}")
         for i, plot in enumerate(self.outputs.plots or []):
             if unknown := [s for s in plot.schemes or [] if s not in names]:
                 raise ValueError(f"outputs.plots[{i}].schemes names no scheme of this scenario: {', '.join(unknown)}")
@@ -276,6 +302,9 @@ class Scenario(_Strict):
             for key in _NEWER_STOP_KEYS:
                 if stop.get(key) is None:
                     stop.pop(key, None)
+        for scheme in d["schemes"]:
+            if scheme.get("channels") is None:  # added later, like the stop keys above
+                scheme.pop("channels", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -102,6 +102,7 @@ def work_units(scenario: Scenario) -> list[WorkUnit]:
         WorkUnit(s.name, c.name, snr)
         for s in scenario.schemes
         for c in scenario.channels
+        if s.channels is None or c.name in s.channels
         for snr in scenario.snr_points(s)
     ]
 
@@ -204,6 +205,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
     specs = {s.name: s for s in scenario.schemes}
     channels = {c.name: build_channel(c, scenario.seed) for c in scenario.channels}
     schemes: dict[str, Scheme] = {}
+    context.prepared = lambda name: _prepared(name, scenario, specs, schemes, context, manifest)
     swept_out: set[tuple[str, str]] = set()  # (scheme, channel) curves past their stop_sweep_below point
     counts = {"run": 0, "reused": 0, "cut": 0, "left": 0}
     t_run = time.perf_counter()
@@ -239,8 +241,38 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
         from linksim.plots import plot_run
 
         plot_run(run_dir, scenario)
+        _draw_examples(scenario, specs, schemes, channels, context, manifest, run_dir)
     return RunSummary(run_dir, finished=counts["run"], skipped=counts["reused"], remaining=counts["left"],
                       cut=counts["cut"])
+
+
+def _draw_examples(scenario: Scenario, specs, schemes, channels, context, manifest, run_dir: RunDirectory) -> None:
+    """The scenario's example-reconstruction figures (the schemes they need are prepared if this
+    session has not yet)."""
+    from linksim.reconstructions import plot_reconstructions, reconstruction_rows
+
+    labels = {s.name: s.label or s.name for s in scenario.schemes}
+    for ex in scenario.outputs.examples:
+        shown = {name: _prepared(name, scenario, specs, schemes, context, manifest) for name in ex.schemes}
+        rows = reconstruction_rows(shown, labels, channels[ex.channel], ex, scenario.snr, scenario.seed)
+        plot_reconstructions(rows, run_dir.plots / ex.name, scenario.outputs.formats, ex.title)
+    if scenario.outputs.examples:
+        run_dir.write_manifest(manifest)
+
+
+def _prepared(name: str, scenario: Scenario, specs: dict[str, SchemeSpec], schemes: dict[str, Scheme],
+              context: SchemeContext, manifest: dict) -> Scheme:
+    """The scheme ``name``, built and prepared once per run (also when another scheme asks for it)."""
+    if name not in specs:
+        raise ValueError(f"scheme {name!r} was asked for (warm start?) but the scenario has no scheme of that name")
+    if name not in schemes:
+        t0 = time.perf_counter()
+        scheme = build_scheme(specs[name], scenario.seed)
+        scheme.prepare(context)
+        schemes[name] = scheme
+        manifest.setdefault("schemes", {})[name] = {**scheme.describe(),
+                                                    "prepare_wall_s": round(time.perf_counter() - t0, 3)}
+    return schemes[name]
 
 
 def _mean_primary(row: dict) -> bool:
@@ -266,14 +298,7 @@ def check_stop_keys(scenario: Scenario, spec: SchemeSpec, scheme: Scheme, source
 def _run_one(scenario, specs, schemes, channels, context, unit: WorkUnit, stop, progress_bar: bool,
              manifest: dict) -> dict:
     """Build (once) and prepare the unit's scheme, simulate the unit, record its seed and wall time."""
-    if unit.scheme not in schemes:
-        t0 = time.perf_counter()
-        schemes[unit.scheme] = build_scheme(specs[unit.scheme], scenario.seed)
-        schemes[unit.scheme].prepare(context)
-        manifest.setdefault("schemes", {})[unit.scheme] = {
-            **schemes[unit.scheme].describe(),
-            "prepare_wall_s": round(time.perf_counter() - t0, 3),
-        }
+    _prepared(unit.scheme, scenario, specs, schemes, context, manifest)
     check_stop_keys(scenario, specs[unit.scheme], schemes[unit.scheme], manifest.get("scenario_file"))
     seed = unit_seed(scenario.seed, unit)
     bar = tqdm(total=stop.max_samples, desc=str(unit), unit="item", disable=not progress_bar, leave=False)

@@ -1,4 +1,5 @@
-"""Datasets for link simulation: MNIST, CIFAR-10 and image folders as uint8 tensors, plus tiling."""
+"""Datasets for link simulation: MNIST, CIFAR-10 and image folders as uint8 tensors, plus tiling; small
+synthetic sets for tests and examples (``synthetic-cifar``, ``synthetic-mnist``)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ from .cache import ChecksumError, cache_dir
 from .cifar10 import load_cifar10
 from .image_folder import load_image_folder
 from .mnist import load_mnist
+from .params import EVAL_SAMPLE_SEED, DataParams
 from .quadrants import split_quadrants
+from .synthetic import SYNTHETIC, synthetic_images, synthetic_loader
 
 __all__ = [
     "DATASETS",
+    "DataParams",
+    "EVAL_SAMPLE_SEED",
     "SPLITS",
     "ChecksumError",
     "DataUnavailableError",
@@ -25,10 +30,12 @@ __all__ = [
     "load_image_folder",
     "load_mnist",
     "split_quadrants",
+    "synthetic_images",
+    "synthetic_loader",
 ]
 
 DATASETS: dict[str, Callable[..., ImageDataset]] = {"mnist": load_mnist, "cifar10": load_cifar10}
 """Dataset name -> loader called as ``loader(split, root=None, path=None)``."""
 
-for _name, _loader in DATASETS.items():
+for _name, _loader in {**DATASETS, **SYNTHETIC}.items():
     register_dataset(_name, _loader)

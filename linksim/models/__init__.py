@@ -2,7 +2,8 @@
 
 from .analog_ae import AnalogFeatureAE
 from .central import CentralClassifier
+from .deepjscc import DeepJSCC
 from .parameters import conv_kernels, count_parameters
 from .sinfony import Sinfony
 
-__all__ = ["AnalogFeatureAE", "CentralClassifier", "Sinfony", "conv_kernels", "count_parameters"]
+__all__ = ["AnalogFeatureAE", "CentralClassifier", "DeepJSCC", "Sinfony", "conv_kernels", "count_parameters"]

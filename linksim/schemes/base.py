@@ -17,7 +17,7 @@ from torch import nn
 from linksim import registry
 from linksim.channels.base import Channel
 from linksim.snr import LinkBudget
-from linksim.train import write_log
+from linksim.training.cache import write_log
 
 __all__ = ["Scheme", "SchemeContext", "Rate", "Mean", "Derived", "Statistic", "EvalCursor", "StageTimes"]
 
@@ -138,7 +138,33 @@ class SchemeContext:
     compile: bool = False
     cuda_graphs: bool = False
     data_wall_s: float = 0.0  # time spent loading datasets (inside the schemes' prepare)
+    prepared: Callable[[str], "Scheme"] | None = field(default=None, repr=False)
     _datasets: dict = field(default_factory=dict, repr=False)
+    _channels: dict = field(default_factory=dict, repr=False)
+
+    def prepared_scheme(self, name: str) -> Scheme:
+        """Another scheme of the scenario, built and prepared (once per run): what a warm start or a
+        baseline built on another model needs."""
+        if self.prepared is None:
+            raise RuntimeError(f"scheme {name!r} was asked for, but this run has no other schemes")
+        return self.prepared(name)
+
+    def train_channel_for(self, preset: str | None) -> Channel:
+        """The channel to train through: the scenario's ``train_channel`` for ``None``, else the preset."""
+        if preset is None:
+            return self.train_channel
+        if preset not in self._channels:
+            kind, params = registry.channel_presets()[preset]
+            entry = registry.channels()[kind]
+            self._channels[preset] = entry.factory(entry.params.model_validate(params)).to(self.device)
+        return self._channels[preset]
+
+    def train_channel_spec_for(self, preset: str | None) -> dict:
+        """The resolved spec of :meth:`train_channel_for` (part of weight-cache keys)."""
+        if preset is None:
+            return self.train_channel_spec
+        kind, params = registry.channel_presets()[preset]
+        return {"name": preset, "type": kind, "params": params}
 
     def log_training(self, name: str, history: list[dict]) -> None:
         """Write a training curve (one row per epoch) to ``<run>/training/<name>.csv``."""
@@ -203,6 +229,16 @@ class Scheme(nn.Module):
         :output: additive counters, ``samples`` (= items simulated) among them.
         """
         raise NotImplementedError
+
+    def originals(self, indices: torch.Tensor) -> torch.Tensor:
+        """Evaluation images ``indices`` ([B] int64) as sent: uint8 [B, C, H, W] (image schemes only)."""
+        raise NotImplementedError(f"{type(self).__name__} transmits no images")
+
+    def reconstruct(self, indices: torch.Tensor, no: torch.Tensor, channel: Channel) -> torch.Tensor:
+        """What the receiver shows for evaluation images ``indices`` ([B] int64) sent through
+        ``channel`` at noise variance ``no`` ([] or [B], linear): uint8 [B, C, H, W] (image schemes
+        only; the example-reconstruction figure calls it)."""
+        raise NotImplementedError(f"{type(self).__name__} transmits no images")
 
     def theory(self, channel: Channel, esno_db: float) -> dict[str, float]:
         """Closed-form references at this point, as extra CSV columns (none by default)."""

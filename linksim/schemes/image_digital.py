@@ -69,16 +69,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, NonNegativeInt, model_validator
 from torch import nn
 
 from linksim.channels.base import Channel
+from linksim.data import DataParams
 from linksim.link.digital import DigitalLink, DigitalLinkParams
+from linksim.link.packing import BandwidthRatio
 from linksim.link.image_codec import HevcIntraCodec, ImageCodec, JpegCodec, encode_batch_to_budget
 from linksim.metrics import image_quality_rates, mse_from_psnr, psnr, quality_counters, ssim
 from linksim.registry import register_scheme
@@ -156,15 +157,14 @@ class ImageDigitalParams(BaseModel):
     string such as ``"1/6"``). ``codec``: ``jpeg`` or ``hevc`` (HEVC-intra via x265, the codec
     inside BPG, not libbpg), options under ``jpeg`` / ``hevc``. ``mcs``: the MCS grid (may be empty
     when ``capacity``). ``capacity``: add the codec + capacity ideal. ``fallback``: what a failed
-    image shows. ``dataset_path``: a local copy of the dataset; ``eval_subset``: the first images of
-    the test set only. ``workers``: processes for the codec's budget search (0: in process).
+    image shows. ``data``: the image set and the evaluation sample (the same images as every other
+    scheme with the same ``data.eval_subset``). ``workers``: processes for the codec's budget search
+    (0: in process).
     """
 
     model_config = ConfigDict(extra="forbid")
-    dataset: Literal["cifar10"] = "cifar10"
-    dataset_path: str | None = None
-    eval_subset: PositiveInt | None = None
-    bandwidth_ratio: float
+    data: DataParams = DataParams(name="cifar10")
+    bandwidth_ratio: BandwidthRatio
     codec: Literal["jpeg", "hevc"] = "hevc"
     jpeg: JpegParams = JpegParams()
     hevc: HevcParams = HevcParams()
@@ -173,20 +173,10 @@ class ImageDigitalParams(BaseModel):
     fallback: Literal["mean_image", "channel_mean"] = "mean_image"
     workers: NonNegativeInt = 0
 
-    @field_validator("bandwidth_ratio", mode="before")
-    @classmethod
-    def _fraction(cls, value):
-        if isinstance(value, str):
-            try:
-                value = float(Fraction(value.replace(" ", "")))
-            except (ValueError, ZeroDivisionError):
-                raise ValueError(f"expected a number or a fraction such as '1/6', found {value!r}") from None
-        return value
-
     @model_validator(mode="after")
     def _consistent(self):
-        if not self.bandwidth_ratio > 0:
-            raise ValueError(f"bandwidth_ratio must be positive, found {self.bandwidth_ratio}")
+        if self.data.name not in _SHAPES:
+            raise ValueError(f"data.name: image_digital is set up for {', '.join(_SHAPES)} (found {self.data.name!r})")
         if self.channel_uses < 1:
             raise ValueError(f"bandwidth_ratio {self.bandwidth_ratio} leaves no channel use per image")
         if not self.mcs and not self.capacity:
@@ -199,7 +189,7 @@ class ImageDigitalParams(BaseModel):
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return _SHAPES[self.dataset]
+        return _SHAPES[self.data.name]
 
     @property
     def channel_uses(self) -> int:
@@ -304,13 +294,11 @@ class ImageDigitalScheme(Scheme):
         if context.compile:
             for link in self.links:
                 link.compile_decoder()
-        test = context.dataset(p.dataset, "test", p.dataset_path)
-        if p.eval_subset is not None:
-            test = test.subset(min(p.eval_subset, len(test)))
-        train = context.dataset(p.dataset, "train", p.dataset_path)
+        test = p.data.evaluation_set(context)
+        train = p.data.training_set(context)
         images = test.images.permute(0, 2, 3, 1).contiguous().cpu().numpy()
         if images.shape[1:] != p.image_shape:
-            raise ValueError(f"{p.dataset}: expected images of {p.image_shape}, found {images.shape[1:]}")
+            raise ValueError(f"{p.data.name}: expected images of {p.image_shape}, found {images.shape[1:]}")
         mean = train.images.cpu().numpy().mean(axis=0, dtype=np.float64).transpose(1, 2, 0)  # [H, W, C]
         if p.fallback == "channel_mean":
             mean = np.broadcast_to(mean.mean(axis=(0, 1), keepdims=True), mean.shape)
@@ -427,6 +415,18 @@ class ImageDigitalScheme(Scheme):
             if good:
                 out[row] = self.codec.decode(self._cache[int(budgets[row])].data[j])
         return out
+
+    def originals(self, indices: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self._images[np.asarray(indices.cpu())]).permute(0, 3, 1, 2)
+
+    def reconstruct(self, indices: torch.Tensor, no: torch.Tensor, channel: Channel) -> torch.Tensor:
+        """What the receiver shows under the option (MCS or capacity) with the highest mean PSNR on
+        these images at this noise (the envelope over just these images): uint8 [B, 3, H, W]."""
+        idx = np.asarray(indices.cpu(), dtype=np.int64)
+        no = torch.as_tensor(no, dtype=torch.float32)
+        deliveries = {o: self.deliver(o, idx, no, channel) for o in self.options}
+        best = max(self.options, key=lambda o: self._quality(o, deliveries[o], channel, no)[0].mean())
+        return torch.from_numpy(self.received_images(best, deliveries[best], channel, no)).permute(0, 3, 1, 2)
 
     def _quality(self, option: str, delivery: Delivery, channel: Channel, no: torch.Tensor):
         """Per-image PSNR and SSIM of what the receiver shows (from the cache), and the file bits."""

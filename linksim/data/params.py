@@ -1,0 +1,50 @@
+"""Which data a scheme uses: one params model shared by every scheme, with one evaluation-sampling rule."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, PositiveInt, field_validator
+
+from linksim import registry
+from linksim.data.base import ImageDataset
+
+__all__ = ["DataParams", "EVAL_SAMPLE_SEED"]
+
+EVAL_SAMPLE_SEED = 0
+"""Seed of the evaluation sample: every scheme with the same ``eval_subset`` scores the same images."""
+
+
+class DataParams(BaseModel):
+    """A registered dataset, where to read it, and which of its test images to evaluate on.
+
+    :param name: a registered dataset (``linksim list`` shows them): ``mnist``, ``cifar10``, ...
+    :param path: a local copy (directory, zip, tarball; see the dataset's loader) instead of the
+        download / cache path. Results from a re-encoded copy must say so (``dataset_source`` in the
+        manifest names the copy).
+    :param eval_subset: evaluate on ``eval_subset`` test images drawn without replacement with
+        :data:`EVAL_SAMPLE_SEED`, kept in their original order (:meth:`ImageDataset.sample`), so a
+        learned curve and its digital baseline score the same images; ``None``: the whole test split.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "mnist"
+    path: str | None = None
+    eval_subset: PositiveInt | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        known = registry.datasets()
+        if value not in known:
+            raise ValueError(f"expected one of {', '.join(sorted(known))} (found {value!r})")
+        return value
+
+    def training_set(self, context) -> ImageDataset:
+        """The training split (through the run's dataset cache, :meth:`SchemeContext.dataset`)."""
+        return context.dataset(self.name, "train", self.path)
+
+    def evaluation_set(self, context) -> ImageDataset:
+        """The test split, or its ``eval_subset`` sample."""
+        test = context.dataset(self.name, "test", self.path)
+        if self.eval_subset is None:
+            return test
+        return test.sample(min(self.eval_subset, len(test)), seed=EVAL_SAMPLE_SEED)
