@@ -214,12 +214,12 @@ def train(
         history.append(log)
         if rule is not None and rule.restore_best and best_epoch(rule, history) == len(history) - 1:
             best_state = copy.deepcopy(model.state_dict())
-        if progress is not None:
-            progress(log)
-        if checkpoint is not None:
+        if checkpoint is not None:  # before the report: a kill while reporting loses nothing
             state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "history": history,
                      "rng": _rng_states(device), "best_model": best_state}
             atomic_write(checkpoint, lambda f: torch.save(state, f))
+        if progress is not None:
+            progress(log)
     if rule is not None and rule.restore_best and best_state is not None:
         model.load_state_dict(best_state)
     return history

@@ -1,0 +1,128 @@
+"""DeepJSCC: the model's shapes and power, budgets, and the learned-image-scheme life cycle
+(train, cache, resume after a kill, reuse) on synthetic CIFAR-shaped data."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from linksim.channels import AWGNChannel, RayleighChannel, RayleighParams
+from linksim.engine import seed_everything
+from linksim.link.packing import complex_to_real, real_to_complex
+from linksim.models import DeepJSCC
+from linksim.schemes.base import SchemeContext
+from linksim.schemes.deepjscc import DeepJSCCParams, DeepJSCCScheme
+
+
+def _params(**train) -> DeepJSCCParams:
+    return DeepJSCCParams(bandwidth_ratio="1/12", width=8,
+                          data={"name": "cifar10", "eval_subset": 16},
+                          train={"epochs": 2, "batch_size": 32, "subset": 96, "snr_db": 10.0, **train})
+
+
+def _context(tmp_path) -> SchemeContext:
+    return SchemeContext(cache_dir=tmp_path / "models", run_dir=tmp_path / "run", train_channel=AWGNChannel(),
+                         train_channel_spec={"name": "awgn", "type": "awgn", "params": {}}, progress=False)
+
+
+def test_model_shapes_and_unit_power_per_image():
+    model = DeepJSCC(latent_channels=8, width=8)
+    z = model.encode(torch.rand(3, 3, 32, 32))
+    assert z.shape == (3, 8, 8, 8)  # 512 reals = 256 complex channel uses: rho 1/12
+    assert torch.allclose(z.square().flatten(1).mean(1), torch.ones(3), atol=1e-5)
+    x = real_to_complex(z.reshape(3, 1, -1))
+    assert x.shape == (3, 256) and torch.allclose(x.abs().square().mean(1), torch.ones(3), atol=1e-5)
+    assert torch.allclose(complex_to_real(x, (1, 512)).reshape(z.shape), z, atol=1e-6)
+    out = model.decode(z)
+    assert out.shape == (3, 3, 32, 32) and 0 <= out.min() and out.max() <= 1
+
+
+@pytest.mark.parametrize("rho, k, c", [("1/12", 256, 8), ("1/6", 512, 16), (1 / 24, 128, 4)])
+def test_bandwidth_ratio_sets_channel_uses_and_latent(rho, k, c):
+    p = DeepJSCCParams(bandwidth_ratio=rho)
+    assert (p.channel_uses, p.latent_channels) == (k, c)
+    scheme = DeepJSCCScheme(p)
+    assert scheme.budget(AWGNChannel()).channel_uses == k
+
+
+def test_bad_params_name_the_key():
+    with pytest.raises(ValidationError, match="bandwidth_ratio"):
+        DeepJSCCParams(bandwidth_ratio="1/7")  # 439 channel uses: no whole number of latent channels
+    with pytest.raises(ValidationError, match="bandwidth_ratio"):
+        DeepJSCCParams(bandwidth_ratio="one sixth")
+    with pytest.raises(ValidationError, match="data.name"):
+        DeepJSCCParams(bandwidth_ratio="1/12", data={"name": "nonexistent"})
+
+
+def test_trains_caches_resumes_after_a_kill_and_is_reused(tmp_path, synthetic_data):
+    seed_everything(0)
+    uninterrupted = DeepJSCCScheme(_params())
+    state0 = {k: v.clone() for k, v in uninterrupted.model.state_dict().items()}
+    uninterrupted.prepare(_context(tmp_path / "a"))
+    assert uninterrupted.facts["weights_reused"] is False and uninterrupted.facts["epochs"] == 2
+
+    # the same model killed after its first epoch (an exception from the progress report), then resumed
+    killed = DeepJSCCScheme(_params())
+    killed.model.load_state_dict(state0)
+    ctx = _context(tmp_path / "b")
+    import linksim.training.learned as learned
+
+    original = learned.train
+
+    def dying(*args, progress=None, **kwargs):
+        def report(log):
+            if log["epoch"] == 1:
+                raise KeyboardInterrupt
+        return original(*args, progress=report, **kwargs)
+
+    learned.train = dying
+    try:
+        seed_everything(0)
+        with pytest.raises(KeyboardInterrupt):
+            killed.prepare(ctx)
+    finally:
+        learned.train = original
+    assert list((tmp_path / "b" / "models").glob("*.partial.pt"))
+    resumed = DeepJSCCScheme(_params())
+    resumed.model.load_state_dict(state0)
+    resumed.prepare(ctx)
+    for k, v in uninterrupted.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    assert not list((tmp_path / "b" / "models").glob("*.partial.pt"))
+
+    reused = DeepJSCCScheme(_params())
+    reused.prepare(ctx)
+    assert reused.facts["weights_reused"] is True
+    assert (tmp_path / "b" / "run" / "training").is_dir()
+
+
+def test_simulate_counts_images_and_repeats_under_a_seed(tmp_path, synthetic_data):
+    scheme = DeepJSCCScheme(_params(epochs=1))
+    scheme.prepare(_context(tmp_path))
+    channel = RayleighChannel(RayleighParams(csi="none"))
+    runs = []
+    for _ in range(2):
+        seed_everything(5)
+        scheme.reset()
+        runs.append(scheme.simulate(8, torch.full((8,), 0.1), channel))
+    assert runs[0] == runs[1] and runs[0]["samples"] == runs[0]["images"] == 8
+    assert 0 < runs[0]["psnr_sum"] / 8 < 100
+    # the cached encoding equals a fresh encoder pass (encode once, evaluate many)
+    idx = torch.arange(4)
+    fresh = real_to_complex(scheme.model.encode(scheme.originals(idx).float() / 255).reshape(4, 1, -1))
+    assert torch.allclose(fresh, scheme._symbols[idx], atol=1e-6)
+    shown = scheme.reconstruct(idx, torch.tensor(1e-3), AWGNChannel())
+    assert shown.dtype == torch.uint8 and shown.shape == (4, 3, 32, 32)
+
+
+def test_rayleigh_without_csi_passes_the_faded_symbols():
+    seed_everything(1)
+    x = torch.ones(2000, 4, dtype=torch.complex64)
+    y, no_eff = RayleighChannel(RayleighParams(csi="none"))(x, torch.tensor(1e-6))
+    gain = y[:, 0].abs().square()
+    assert math.isclose(float(gain.mean()), 1.0, rel_tol=0.1)  # E|h|^2 = 1, the fade is not undone
+    assert torch.allclose(y[:, 0], y[:, 3], atol=1e-2)  # one fade per row
+    assert torch.allclose(no_eff, torch.full_like(no_eff, 1e-6))
