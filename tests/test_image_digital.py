@@ -273,11 +273,11 @@ def test_params_are_checked():
 
 def test_presets_and_scenario_fit_whole_codewords():
     sc = load_scenario(ROOT / "scenarios" / "image_digital_cifar10.yaml", profile="quick",
-                       overrides=["scheme_defaults.image_digital.dataset_path=/nowhere"])
+                       overrides=["scheme_defaults.image_digital.data.path=/nowhere"])
     assert sc.snr.axis == "esno" and {0.0, 15.0} <= set(sc.snr.points())
     for spec in sc.schemes:
         p = ImageDigitalParams(**spec.params)
-        assert p.eval_subset == 100 and p.dataset_path == "/nowhere" and p.channel_uses in (256, 512)
+        assert p.data.eval_subset == 100 and p.data.path == "/nowhere" and p.channel_uses in (256, 512)
         if p.mcs:
             assert len(p.mcs) >= 6 and {m.bits_per_symbol for m in p.mcs} == {2, 4, 6}
             rates = [m.k / m.n for m in p.mcs]

@@ -12,7 +12,7 @@ from .cache import ChecksumError, cache_dir
 from .cifar10 import load_cifar10
 from .image_folder import load_image_folder
 from .mnist import load_mnist
-from .params import EVAL_SAMPLE_SEED, DataParams
+from .params import EVAL_SAMPLE_SEED, IMAGE_SHAPES, DataParams
 from .quadrants import split_quadrants
 from .synthetic import SYNTHETIC, synthetic_images, synthetic_loader
 
@@ -20,6 +20,7 @@ __all__ = [
     "DATASETS",
     "DataParams",
     "EVAL_SAMPLE_SEED",
+    "IMAGE_SHAPES",
     "SPLITS",
     "ChecksumError",
     "DataUnavailableError",

@@ -7,7 +7,12 @@ from pydantic import BaseModel, ConfigDict, PositiveInt, field_validator
 from linksim import registry
 from linksim.data.base import ImageDataset
 
-__all__ = ["DataParams", "EVAL_SAMPLE_SEED"]
+__all__ = ["DataParams", "EVAL_SAMPLE_SEED", "IMAGE_SHAPES"]
+
+IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {
+    "mnist": (1, 28, 28), "cifar10": (3, 32, 32), "synthetic-mnist": (1, 28, 28), "synthetic-cifar": (3, 32, 32)}
+"""``(C, H, W)`` of the registered datasets whose images have one fixed size (what a scheme sizes its
+model and its channel uses by before any data is loaded)."""
 
 EVAL_SAMPLE_SEED = 0
 """Seed of the evaluation sample: every scheme with the same ``eval_subset`` scores the same images."""
@@ -37,6 +42,14 @@ class DataParams(BaseModel):
         if value not in known:
             raise ValueError(f"expected one of {', '.join(sorted(known))} (found {value!r})")
         return value
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of this dataset's images (:data:`IMAGE_SHAPES`)."""
+        if self.name not in IMAGE_SHAPES:
+            raise ValueError(f"data.name: {self.name!r} has no fixed image size (expected one of "
+                             f"{', '.join(IMAGE_SHAPES)})")
+        return IMAGE_SHAPES[self.name]
 
     def training_set(self, context) -> ImageDataset:
         """The training split (through the run's dataset cache, :meth:`SchemeContext.dataset`)."""

@@ -12,7 +12,7 @@ from pydantic import BeforeValidator, Field
 
 from linksim.snr import LinkBudget
 
-__all__ = ["BandwidthRatio", "real_to_complex", "complex_to_real", "parse_ratio", "real_uses_budget"]
+__all__ = ["BandwidthRatio", "channel_uses_per_image", "real_to_complex", "complex_to_real", "parse_ratio", "real_uses_budget"]
 
 
 def real_to_complex(x: torch.Tensor) -> torch.Tensor:
@@ -67,3 +67,8 @@ def parse_ratio(value):
 
 BandwidthRatio = Annotated[float, BeforeValidator(parse_ratio), Field(gt=0, le=64)]
 """Complex channel uses per source value (a number or a fraction string such as ``"1/12"``)."""
+
+
+def channel_uses_per_image(bandwidth_ratio: float, image_shape: tuple[int, ...]) -> int:
+    """Complex channel uses per image of a bandwidth ratio rho: ``round(rho * C * H * W)``."""
+    return round(bandwidth_ratio * math.prod(image_shape))

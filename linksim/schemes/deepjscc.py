@@ -38,7 +38,7 @@ from linksim.accel import compiled
 from linksim.channels.base import Channel
 from linksim.data import DataParams
 from linksim.layers import inference_chunk, preferred_memory_format
-from linksim.link.packing import BandwidthRatio, complex_to_real, real_to_complex, real_uses_budget
+from linksim.link.packing import BandwidthRatio, channel_uses_per_image, complex_to_real, real_to_complex, real_uses_budget
 from linksim.metrics import image_quality_counters, image_quality_rates
 from linksim.models import DeepJSCC, count_parameters
 from linksim.registry import register_scheme
@@ -47,9 +47,6 @@ from linksim.snr import LinkBudget
 from linksim.training import TrainParams, fit_or_load, training_no
 
 __all__ = ["DeepJSCCParams", "DeepJSCCScheme", "DeepJSCCTrainParams"]
-
-#: image shape (C, H, W) of the datasets the model is set up for
-_SHAPES = {"cifar10": (3, 32, 32), "mnist": (1, 28, 28)}
 
 
 class DeepJSCCTrainParams(TrainParams):
@@ -79,9 +76,7 @@ class DeepJSCCParams(BaseModel):
 
     @model_validator(mode="after")
     def _fits(self):
-        if self.data.name not in _SHAPES:
-            raise ValueError(f"data.name: DeepJSCC is set up for {', '.join(_SHAPES)} (found {self.data.name!r})")
-        c, h, w = _SHAPES[self.data.name]
+        c, h, w = self.image_shape
         if h % 4 or w % 4:
             raise ValueError(f"data.name: DeepJSCC needs images whose sides are multiples of 4 (found {h} x {w})")
         reals = 2 * self.channel_uses
@@ -93,12 +88,12 @@ class DeepJSCCParams(BaseModel):
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return _SHAPES[self.data.name]
+        return self.data.image_shape
 
     @property
     def channel_uses(self) -> int:
         """Complex channel uses per image, ``round(rho * C * H * W)``."""
-        return round(self.bandwidth_ratio * math.prod(self.image_shape))
+        return channel_uses_per_image(self.bandwidth_ratio, self.image_shape)
 
     @property
     def latent_channels(self) -> int:

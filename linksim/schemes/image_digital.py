@@ -67,7 +67,6 @@ spreads the encoding over processes.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -79,7 +78,7 @@ from torch import nn
 from linksim.channels.base import Channel
 from linksim.data import DataParams
 from linksim.link.digital import DigitalLink, DigitalLinkParams
-from linksim.link.packing import BandwidthRatio
+from linksim.link.packing import BandwidthRatio, channel_uses_per_image
 from linksim.link.image_codec import HevcIntraCodec, ImageCodec, JpegCodec, encode_batch_to_budget
 from linksim.metrics import image_quality_rates, mse_from_psnr, psnr, quality_counters, ssim
 from linksim.registry import register_scheme
@@ -88,8 +87,6 @@ from linksim.snr import LinkBudget, esno_db_to_no
 
 __all__ = ["Delivery", "HevcParams", "ImageDigitalParams", "ImageDigitalScheme", "JpegParams", "McsParams", "capacity_bits"]
 
-#: image shape (H, W, C) of the datasets this scheme knows
-_SHAPES = {"cifar10": (32, 32, 3)}
 CAPACITY = "capacity"
 
 
@@ -175,8 +172,9 @@ class ImageDigitalParams(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.data.name not in _SHAPES:
-            raise ValueError(f"data.name: image_digital is set up for {', '.join(_SHAPES)} (found {self.data.name!r})")
+        if self.image_shape[0] != 3:
+            raise ValueError(f"data.name: image_digital codes colour images (found {self.data.name!r}, "
+                             f"{self.image_shape[0]} channel)")
         if self.channel_uses < 1:
             raise ValueError(f"bandwidth_ratio {self.bandwidth_ratio} leaves no channel use per image")
         if not self.mcs and not self.capacity:
@@ -189,12 +187,13 @@ class ImageDigitalParams(BaseModel):
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return _SHAPES[self.data.name]
+        """``(C, H, W)`` of the dataset's images."""
+        return self.data.image_shape
 
     @property
     def channel_uses(self) -> int:
         """Complex channel uses per image, ``round(bandwidth_ratio * H * W * C)``."""
-        return round(self.bandwidth_ratio * math.prod(self.image_shape))
+        return channel_uses_per_image(self.bandwidth_ratio, self.image_shape)
 
     def make_codec(self) -> ImageCodec:
         if self.codec == "jpeg":
@@ -296,9 +295,9 @@ class ImageDigitalScheme(Scheme):
                 link.compile_decoder()
         test = p.data.evaluation_set(context)
         train = p.data.training_set(context)
+        if tuple(test.images.shape[1:]) != p.image_shape:
+            raise ValueError(f"{p.data.name}: expected images of {p.image_shape}, found {tuple(test.images.shape[1:])}")
         images = test.images.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-        if images.shape[1:] != p.image_shape:
-            raise ValueError(f"{p.data.name}: expected images of {p.image_shape}, found {images.shape[1:]}")
         mean = train.images.cpu().numpy().mean(axis=0, dtype=np.float64).transpose(1, 2, 0)  # [H, W, C]
         if p.fallback == "channel_mean":
             mean = np.broadcast_to(mean.mean(axis=(0, 1), keepdims=True), mean.shape)
