@@ -36,11 +36,11 @@ with its per-real-dimension SNR and real channel uses, because both compare ener
 (e.g. b = 11.86, R = 1/4, BPSK: +19.77 dB on Es/N0, i.e. the paper's +16.76 dB on an SNR that is
 3.01 dB above Es/N0). ``info_bits`` per image (for the Eb/N0 axis) is ``agents * values * b``.
 
-**Items and batches.** An item is one test image; the test set (all, or the ``eval_subset`` sample) is cut into
-``floor(N / block_vectors)`` blocks (the rest is not used) that are visited cyclically from the
-first one in every work unit. The batch the engine asks for is **rounded up to whole blocks** and
-``samples`` counts the images actually simulated, so use a ``stop.batch_size`` and ``max_samples``
-that are multiples of ``block_vectors`` to hit them exactly. One call uses one noise variance for
+**Items and batches.** An item is one test image; the test set (all, or the ``data.eval_subset``
+sample) is cut into ``floor(N / block_vectors)`` blocks (the rest is not used) that are visited
+cyclically from the first one in every work unit. The batch the engine asks for is **rounded up to
+whole blocks** and ``samples`` counts the images actually simulated, so use a ``stop.batch_size``
+and ``max_samples`` that are multiples of ``block_vectors`` to hit them exactly. One call uses one noise variance for
 all its codewords (a codeword carries parts of many images).
 
 The source coding does not depend on the SNR: the test blocks are encoded once in :meth:`prepare`
@@ -74,71 +74,36 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import Field, PositiveInt, ValidationError, model_validator
 
 from linksim.atomic import atomic_write
 from linksim.channels.base import Channel
-from linksim.data.base import sample_indices
 from linksim.data.quadrants import split_quadrants
 from linksim.link.digital import DecoderParams, DigitalLink, DigitalLinkParams
 from linksim.link.huffman import HuffmanCode, float_to_symbols, symbols_to_float
+from linksim.models import count_parameters
 from linksim.registry import register_scheme
 from linksim.schemes.base import EvalCursor, Rate, Scheme, SchemeContext
-from linksim.schemes.sinfony.classifier import SinfonyParams, SinfonyScheme
+from linksim.schemes.sinfony.reference import SinfonyModelParams, SinfonyReference, training_images
 from linksim.snr import LinkBudget
-from linksim.train import TrainParams, cache_key, model_cache_dir
+from linksim.training import cache_key, model_cache_dir
 
 __all__ = [
-    "SinfonyBaselineParams",
-    "prepare_reference",
     "SinfonyDigitalParams",
     "SinfonyDigitalScheme",
     "Transfer",
     "digital_channel_uses",
     "merge_quadrants",
-    "transmitted_features",
-    "training_images",
     "decode_block",
 ]
 
 GRID = 2  # SINFONY's 2 x 2 agents
 
 
-class SinfonyBaselineParams(BaseModel):
-    """What the Fig. 7 baselines share with ``sinfony``, so that one ``scheme_defaults`` entry serves
-    all of them: the dataset and the recipe of the SINFONY model they build on (the perfect-comm.
-    model; the central classifier for ``source: pixels``). With the same values as a scenario's
-    ``sinfony`` schemes they load the very same cached weights.
-
-    ``eval_subset``: evaluate on a seeded sample of ``eval_subset`` test images only, the images the
-    ``sinfony`` schemes use (quick profiles).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    dataset: Literal["mnist", "cifar10"] = "mnist"
-    dataset_path: str | None = None
-    power_norm: Literal["vector", "batch"] = "vector"
-    train: TrainParams = TrainParams()
-    eval_subset: PositiveInt | None = None
-
-    def reference_params(self, variant: Literal["perfect", "central"]) -> SinfonyParams:
-        """The :class:`~linksim.schemes.sinfony.SinfonyParams` of the underlying SINFONY model."""
-        return SinfonyParams(variant=variant, dataset=self.dataset, dataset_path=self.dataset_path,
-                             power_norm=self.power_norm, train=self.train, eval_subset=self.eval_subset)
-
-
-def prepare_reference(reference: SinfonyScheme, owner: str, context: SchemeContext) -> dict:
-    """Train or load the SINFONY model a baseline builds on (its training log named
-    ``<owner>.<variant>``), put it in eval mode and return its manifest facts."""
-    if not reference.name:
-        reference.name = f"{owner}.{reference.params.variant}"
-    reference.prepare(context)
-    reference.model.eval()
-    return reference.describe()
-
-
-class SinfonyDigitalParams(SinfonyBaselineParams):
-    """The classical digital chain of SINFONY Fig. 7 (see the module docstring).
+class SinfonyDigitalParams(SinfonyModelParams):
+    """The classical digital chain of SINFONY Fig. 7 (see the module docstring); ``data``,
+    ``power_norm`` and ``train`` select the SINFONY model it builds on as for ``sinfony`` (the
+    perfect-comm. model; the central classifier for ``source: pixels``).
 
     ``source``: ``features`` (the perfect-comm. model's transmitted features, float16) or ``pixels``
     (8-bit quadrant pixels into the central classifier). ``block_vectors``: images (feature vectors
@@ -184,25 +149,6 @@ def digital_channel_uses(agents: int, values: int, bits_per_value: float, k: int
     """Complex channel uses per image of the digital chain: ``agents * values * bits_per_value`` Huffman
     bits, at code rate ``k/n``, ``bits_per_symbol`` coded bits per complex symbol (padding not counted)."""
     return agents * values * bits_per_value * n / k / bits_per_symbol
-
-
-@torch.no_grad()
-def transmitted_features(model: torch.nn.Module, images: torch.Tensor, device: torch.device | str,
-                         batch_size: int = 1000) -> torch.Tensor:
-    """What a SINFONY model transmits, ``[N, agents, n_tx]`` float32 on ``device``, for uint8 ``images [N, C, H, W]``
-    (evaluated in batches, eval mode)."""
-    model.eval()
-    out = [model.encode(images[i : i + batch_size].to(device).float() / 255.0)
-           for i in range(0, len(images), batch_size)]
-    return torch.cat(out) if out else torch.empty(0)
-
-
-def training_images(images: torch.Tensor, n: int | None) -> torch.Tensor:
-    """The ``n`` training images a model with ``TrainParams.subset = n`` was trained on (the same seeded sample
-    as :func:`~linksim.train.train`), or all of them for ``None``."""
-    if n is None or n >= len(images):
-        return images
-    return images[sample_indices(len(images), n)]
 
 
 def merge_quadrants(tiles: torch.Tensor, grid: int = GRID) -> torch.Tensor:
@@ -254,7 +200,7 @@ class SinfonyDigitalScheme(Scheme):
         super().__init__()
         self.params = p = params
         self.link = DigitalLink(p.link_params())
-        self.reference = SinfonyScheme(p.reference_params("perfect" if p.source == "features" else "central"))
+        self.reference = SinfonyReference(p.reference_params("perfect" if p.source == "features" else "central"))
         self.agents = GRID * GRID
         self._bits_per_value: float | None = None
         self.facts = {}
@@ -265,10 +211,10 @@ class SinfonyDigitalScheme(Scheme):
     def alphabet_size(self) -> int:
         return 1 << 16 if self.params.source == "features" else 1 << 8
 
-    def _symbols(self, images: torch.Tensor, device: torch.device) -> np.ndarray:
+    def _symbols(self, images: torch.Tensor) -> np.ndarray:
         """Source symbols ``[N, agents, values]`` (uint16 float16 patterns, or uint8 pixels) of uint8 images."""
         if self.params.source == "features":
-            return float_to_symbols(transmitted_features(self.reference.model, images, device).cpu().numpy())
+            return float_to_symbols(self.reference.transmitted_features(images).cpu().numpy())
         return split_quadrants(images, GRID).reshape(len(images), self.agents, -1).cpu().numpy()
 
     def symbol_values(self, symbols: np.ndarray) -> np.ndarray:
@@ -301,35 +247,33 @@ class SinfonyDigitalScheme(Scheme):
     def prepare(self, context: SchemeContext) -> None:
         p = self.params
         device = torch.device(context.device)
-        ref = prepare_reference(self.reference, self.name or "sinfony_digital", context)
+        ref = self.reference.prepare(context, f"{self.name or 'sinfony_digital'}.{self.reference.params.variant}")
         if context.compile:
             self.link.compile_decoder()
 
-        train_set = context.dataset(p.dataset, "train", p.dataset_path)
+        train_set = p.data.training_set(context)
         fit_images = min(p.huffman_fit_images or p.train.subset or len(train_set), len(train_set))
         description = {
             "scheme": "sinfony_digital/huffman/2",  # /2: fitted on the seeded sample of train.subset
             "source": p.source,
-            "dataset": p.dataset,
-            "dataset_path": p.dataset_path,
-            "model": ref["weights"] if p.source == "features" else None,
+            "dataset": p.data.name,
+            "dataset_path": p.data.path,
+            "model": ref.key if p.source == "features" else None,
             "fit_images": fit_images,
             "max_length": p.huffman_max_length,
             "floor": p.huffman_floor,
         }
         self.codes, self._bits_per_value, huffman_key, huffman_reused = self._fit_codes(
-            description, lambda: self._symbols(training_images(train_set.images, fit_images), device),
+            description, lambda: self._symbols(training_images(train_set.images, fit_images)),
             context.cache_dir or model_cache_dir())
 
-        test = context.dataset(p.dataset, "test", p.dataset_path)
-        if p.eval_subset is not None:  # the same images as the sinfony schemes
-            test = test.sample(min(p.eval_subset, len(test)))
+        test = p.data.evaluation_set(context)  # the same images as the sinfony schemes
         bv = p.block_vectors
         self._num_blocks = len(test) // bv
         if self._num_blocks == 0:
             raise ValueError(f"sinfony_digital: {len(test)} test images make no block of block_vectors={bv}")
         n_test = self._num_blocks * bv
-        self._sent = self._symbols(test.images[:n_test], device)  # [N, agents, values]
+        self._sent = self._symbols(test.images[:n_test])  # [N, agents, values]
         self._labels = test.labels[:n_test].to(device)
         self._image_shape = tuple(test.images.shape[1:])
         self.values = self._sent.shape[-1]
@@ -357,10 +301,10 @@ class SinfonyDigitalScheme(Scheme):
 
         self.facts = {
             "reference_model": self.reference.params.variant,
-            "reference_parameters": ref["parameters"],
-            "weights": ref["weights"],
-            "weights_reused": ref["weights_reused"],
-            "dataset_source": ref.get("dataset_source"),
+            "reference_parameters": count_parameters(self.reference.model),
+            "weights": ref.key,
+            "weights_reused": ref.reused,
+            "dataset_source": test.source,
             "huffman": huffman_key,
             "huffman_reused": huffman_reused,
             "huffman_fit_images": fit_images,
@@ -471,6 +415,7 @@ class SinfonyDigitalScheme(Scheme):
         }
         return Transfer(images, sent_values, received_values, received, counters)
 
+    @torch.no_grad()
     def simulate(self, batch_size: int, no: torch.Tensor, channel: Channel) -> dict[str, float]:
         nb = -(-batch_size // self.params.block_vectors)
         blocks = self._eval.take(nb, self._num_blocks)
