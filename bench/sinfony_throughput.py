@@ -73,7 +73,7 @@ def awgn_per_image(snr_db: torch.Tensor):
 
 def train_step(model, forward, batch: int, device: str, graph: bool = False):
     """One SGD step on ``batch`` of 4,096 random images; returns the step function (with ``graph``,
-    captured in a CUDA graph after 3 warm-up steps, as ``linksim.train`` does)."""
+    captured in a CUDA graph after 3 warm-up steps, as ``linksim.training`` does)."""
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     kernels = conv_kernels(model)
     images = torch.rand(4096, 1, 28, 28, device=device)

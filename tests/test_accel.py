@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from linksim.accel import CapturedStep, compiled, resolve_compile, resolve_cuda_graphs
-from linksim.train import TrainParams, train
+from linksim.training import TrainParams, train
 
 
 def test_auto_compiles_and_captures_on_gpus_only():
@@ -127,7 +127,7 @@ def test_cuda_graph_training_learns_like_eager_training(optimizer):
     x = torch.randn(640, 8, generator=gen)
     y = (x[:, :2].sum(-1) > 0).long()
     params = TrainParams(epochs=3, batch_size=64, optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 1e-2,
-                         lr_milestones=[2], conv_l2=0, snr_db=None)
+                         schedule={"milestones": [2]})
 
     def run(cuda_graph):
         torch.manual_seed(1)
@@ -136,7 +136,7 @@ def test_cuda_graph_training_learns_like_eager_training(optimizer):
 
         def step(inputs, labels, rng):  # draws noise from the loop's generator, as the schemes do
             logits = model(inputs + 0.1 * torch.randn(inputs.shape, generator=rng, device=inputs.device))
-            return torch.nn.functional.cross_entropy(logits, labels), logits.argmax(-1) == labels
+            return torch.nn.functional.cross_entropy(logits, labels), {"accuracy": logits.argmax(-1) == labels}
 
         return train(model, step, x.cuda(), y.cuda(), params, seed=2, cuda_graph=cuda_graph)
 
