@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from linksim import registry
 from linksim.data import ImageDataset
+from linksim.data.synthetic import SYNTHETIC
 from linksim.schemes.base import SchemeContext
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
@@ -39,6 +41,20 @@ def write_scenario(tmp_path: Path):
         return path
 
     return write
+
+
+def use_synthetic_data(mp: pytest.MonkeyPatch) -> None:
+    """Serve the seeded synthetic sets of :mod:`linksim.data.synthetic` under the registered names
+    ``cifar10`` (3 x 32 x 32) and ``mnist`` (1 x 28 x 28): schemes whose params accept only those
+    names then load them without network or files."""
+    mp.setitem(registry.datasets(), "cifar10", SYNTHETIC["synthetic-cifar"])
+    mp.setitem(registry.datasets(), "mnist", SYNTHETIC["synthetic-mnist"])
+
+
+@pytest.fixture
+def synthetic_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """:func:`use_synthetic_data` for one test."""
+    use_synthetic_data(monkeypatch)
 
 
 def tiny_mnist(n: int, seed: int) -> ImageDataset:

@@ -140,7 +140,9 @@ def train(
     :param inputs: [N, ...] training inputs on the model's device: uint8 images ``[N, C, H, W]``
         (scaled to [0, 1] per batch) or floating-point values passed as they are.
     :param targets: [N, ...] (labels, or anything indexed like ``inputs``).
-    :param seed: seeds the subset, the validation split, the shuffling and the step's generator.
+    :param seed: seeds the validation split, the shuffling and the step's generator; the ``subset``
+        is the same sample for every seed (:func:`~linksim.data.base.sample_indices` with seed 0,
+        which the SINFONY baselines repeat to find a model's training images).
     :param l2_tensors: the tensors ``conv_l2`` applies to.
     :param checkpoint: file for a per-epoch checkpoint (weights, optimizer, log, random states, best
         weights): a training killed mid-way resumes from its last finished epoch to the result of

@@ -150,6 +150,8 @@ class TrainParams(_Strict):
     def validation_count(self, n: int) -> int:
         """Examples held out of ``n`` training examples."""
         count = round(self.validation * n) if self.validation < 1 else int(self.validation)
+        if count < 1 and self.validation:  # else no val_ metric would be logged, and nothing said
+            raise ValueError(f"validation {self.validation} holds out no example of {n}")
         if count >= n:
             raise ValueError(f"validation {self.validation} leaves no training examples of {n}")
         return count
