@@ -26,6 +26,8 @@ from linksim.link.packing import complex_to_real, real_to_complex
 from linksim.snr import esno_db_to_no
 from linksim.training import (
     EarlyStopping,
+    PlateauSchedule,
+    Schedule,
     TrainParams,
     best_epoch,
     cache_key,
@@ -565,3 +567,15 @@ def test_bad_recipes_are_refused_naming_the_key(params, loc, message):
     assert len(errors) == 1
     where = ".".join(str(part) for part in errors[0]["loc"])
     assert where == loc and message in errors[0]["msg"], errors[0]
+
+
+def test_a_default_val_metric_without_validation_is_refused_too():
+    """Field validators skip defaults: a recipe whose default schedule needs a validation split is
+    still refused (at the top level) unless one is given."""
+
+    class PlateauRecipe(TrainParams):
+        schedule: Schedule = PlateauSchedule()
+
+    with pytest.raises(ValidationError, match="schedule: metric val_loss needs a validation split"):
+        PlateauRecipe()
+    assert PlateauRecipe(validation=0.1).schedule.type == "plateau"

@@ -16,6 +16,7 @@ from pydantic import (
     PositiveInt,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 __all__ = [
@@ -48,9 +49,11 @@ class CosineSchedule(_Strict):
 
 
 class PlateauSchedule(_Strict):
-    """Multiply the rate by ``factor`` (not below ``min_lr``) after ``patience`` epochs in which the
-    logged ``metric`` did not improve by more than the relative ``threshold``; the counter restarts
-    after every drop (Keras / torch ``ReduceLROnPlateau``, replayed from the log so it resumes exactly)."""
+    """Multiply the rate by ``factor`` (not below ``min_lr``) once more than ``patience`` epochs in a
+    row did not improve the logged ``metric`` by more than the relative ``threshold``; the counter
+    restarts after every drop. This is torch's ``ReduceLROnPlateau`` (``threshold_mode="rel"``,
+    no cooldown; Keras drops one epoch earlier, after ``patience`` such epochs), replayed from the
+    log so it resumes exactly."""
 
     type: Literal["plateau"] = "plateau"
     metric: str = "val_loss"
@@ -146,6 +149,16 @@ class TrainParams(_Strict):
         if metric and metric.startswith("val_") and info.data.get("validation", 1) == 0:
             raise ValueError(f"metric {metric} needs a validation split (set validation: a count or a fraction)")
         return value
+
+    @model_validator(mode="after")
+    def _defaults_consistent(self):
+        """The check above for defaults (a subclass's default schedule), which field validators skip."""
+        for key in ("schedule", "early_stopping"):
+            metric = getattr(getattr(self, key), "metric", None)
+            if metric and metric.startswith("val_") and not self.validation:
+                raise ValueError(f"{key}: metric {metric} needs a validation split (set validation: a count or a "
+                                 "fraction)")
+        return self
 
     def validation_count(self, n: int) -> int:
         """Examples held out of ``n`` training examples."""
