@@ -143,8 +143,8 @@ def plot_run(run_dir, scenario) -> list[Path]:
     specs = scenario.outputs.plots or [PlotSpec(metric=m) for m in rate_columns(run.df)]
     out = []
     for p in specs:
-        if p.metric not in run.df.columns:
-            continue
+        if p.metric not in run.df.columns or (p.schemes and not run.df["scheme"].isin(p.schemes).any()):
+            continue  # nothing to draw (a profile may leave a figure's schemes out)
         stem = f"{p.name}_{p.metric}_vs_{p.x}" if p.name else f"{p.metric}_vs_{p.x}"
         out += _save(plot_metric([run], p.metric, p.x, p.log_y, p.schemes, p.title), run_dir.plots / stem,
                      scenario.outputs.formats)
