@@ -8,11 +8,12 @@ from typing import Annotated
 
 import torch
 import torch.nn.functional as F
-from pydantic import BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from linksim.data.params import DataParams
 from linksim.snr import LinkBudget
 
-__all__ = ["BandwidthRatio", "channel_uses_per_image", "real_to_complex", "complex_to_real", "parse_ratio", "real_uses_budget"]
+__all__ = ["BandwidthRatio", "ImageBandwidthParams", "channel_uses_per_image", "real_to_complex", "complex_to_real", "parse_ratio", "real_uses_budget"]
 
 
 def real_to_complex(x: torch.Tensor) -> torch.Tensor:
@@ -72,3 +73,23 @@ BandwidthRatio = Annotated[float, BeforeValidator(parse_ratio), Field(gt=0, le=6
 def channel_uses_per_image(bandwidth_ratio: float, image_shape: tuple[int, ...]) -> int:
     """Complex channel uses per image of a bandwidth ratio rho: ``round(rho * C * H * W)``."""
     return round(bandwidth_ratio * math.prod(image_shape))
+
+
+class ImageBandwidthParams(BaseModel):
+    """What every image scheme's channel budget follows from: the images (``data``) and the
+    bandwidth ratio rho (complex channel uses per source value), so that schemes with the same rho
+    spend the same channel uses per image on the same evaluation images."""
+
+    model_config = ConfigDict(extra="forbid")
+    data: DataParams = DataParams(name="cifar10")
+    bandwidth_ratio: BandwidthRatio
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of the dataset's images."""
+        return self.data.image_shape
+
+    @property
+    def channel_uses(self) -> int:
+        """Complex channel uses per image, ``round(rho * C * H * W)``."""
+        return channel_uses_per_image(self.bandwidth_ratio, self.image_shape)

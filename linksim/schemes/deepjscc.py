@@ -32,13 +32,17 @@ from __future__ import annotations
 import math
 
 import torch
-from pydantic import BaseModel, ConfigDict, PositiveInt, model_validator
+from pydantic import PositiveInt, model_validator
 
 from linksim.accel import compiled
 from linksim.channels.base import Channel
-from linksim.data import DataParams
 from linksim.layers import inference_chunk, preferred_memory_format
-from linksim.link.packing import BandwidthRatio, channel_uses_per_image, complex_to_real, real_to_complex, real_uses_budget
+from linksim.link.packing import (
+    ImageBandwidthParams,
+    complex_to_real,
+    real_to_complex,
+    real_uses_budget,
+)
 from linksim.metrics import image_quality_counters, image_quality_rates
 from linksim.models import DeepJSCC, count_parameters
 from linksim.registry import register_scheme
@@ -59,7 +63,7 @@ class DeepJSCCTrainParams(TrainParams):
     snr_db: float | tuple[float, float] | None = 10.0
 
 
-class DeepJSCCParams(BaseModel):
+class DeepJSCCParams(ImageBandwidthParams):
     """One DeepJSCC model (see the module docstring).
 
     :param data: the image set (CIFAR-10 by default) and the evaluation sample.
@@ -68,9 +72,6 @@ class DeepJSCCParams(BaseModel):
     :param train: the training recipe; ``train.snr_db`` is the model's training SNR.
     """
 
-    model_config = ConfigDict(extra="forbid")
-    data: DataParams = DataParams(name="cifar10")
-    bandwidth_ratio: BandwidthRatio
     width: PositiveInt = 32
     train: DeepJSCCTrainParams = DeepJSCCTrainParams()
 
@@ -85,15 +86,6 @@ class DeepJSCCParams(BaseModel):
                              f"uses per image, not a whole number of {h // 4} x {w // 4} latent channels "
                              f"(2k must be a multiple of {h * w // 16})")
         return self
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return self.data.image_shape
-
-    @property
-    def channel_uses(self) -> int:
-        """Complex channel uses per image, ``round(rho * C * H * W)``."""
-        return channel_uses_per_image(self.bandwidth_ratio, self.image_shape)
 
     @property
     def latent_channels(self) -> int:

@@ -76,11 +76,21 @@ from pydantic import BaseModel, ConfigDict, NonNegativeInt, model_validator
 from torch import nn
 
 from linksim.channels.base import Channel
-from linksim.data import DataParams
 from linksim.link.digital import DigitalLink, DigitalLinkParams
-from linksim.link.packing import BandwidthRatio, channel_uses_per_image
-from linksim.link.image_codec import HevcIntraCodec, ImageCodec, JpegCodec, encode_batch_to_budget
-from linksim.metrics import image_quality_rates, mse_from_psnr, psnr, quality_counters, ssim
+from linksim.link.image_codec import (
+    HevcIntraCodec,
+    ImageCodec,
+    JpegCodec,
+    encode_batch_to_budget,
+)
+from linksim.link.packing import ImageBandwidthParams
+from linksim.metrics import (
+    image_quality_rates,
+    mse_from_psnr,
+    psnr,
+    quality_counters,
+    ssim,
+)
 from linksim.registry import register_scheme
 from linksim.schemes.base import EvalCursor, Rate, Scheme, SchemeContext, Statistic
 from linksim.snr import LinkBudget, esno_db_to_no
@@ -147,7 +157,7 @@ class HevcParams(BaseModel):
     backend: Literal["pyav", "pillow-heif"] = "pyav"
 
 
-class ImageDigitalParams(BaseModel):
+class ImageDigitalParams(ImageBandwidthParams):
     """Image codec + 5G LDPC + QAM over the scenario channel (see the module docstring).
 
     ``bandwidth_ratio``: complex channel uses per image / source values (a number or a fraction
@@ -159,9 +169,6 @@ class ImageDigitalParams(BaseModel):
     (0: in process).
     """
 
-    model_config = ConfigDict(extra="forbid")
-    data: DataParams = DataParams(name="cifar10")
-    bandwidth_ratio: BandwidthRatio
     codec: Literal["jpeg", "hevc"] = "hevc"
     jpeg: JpegParams = JpegParams()
     hevc: HevcParams = HevcParams()
@@ -184,16 +191,6 @@ class ImageDigitalParams(BaseModel):
         if dup:
             raise ValueError(f"MCS names must be unique (and not 'capacity'), found {', '.join(dup)} twice")
         return self
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)`` of the dataset's images."""
-        return self.data.image_shape
-
-    @property
-    def channel_uses(self) -> int:
-        """Complex channel uses per image, ``round(bandwidth_ratio * H * W * C)``."""
-        return channel_uses_per_image(self.bandwidth_ratio, self.image_shape)
 
     def make_codec(self) -> ImageCodec:
         if self.codec == "jpeg":
