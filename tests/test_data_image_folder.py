@@ -1,15 +1,26 @@
-"""Tests for load_image_folder on tiny PNG/JPEG trees in a directory and a zip."""
+"""Tests for load_image_folder on tiny PNG/JPEG trees in a directory and a zip; its size= resize + centre
+crop, the image-folder dataset, DataParams.image_size and the Mini-ImageNet helper."""
 
 import io
 import os
 import zipfile
 
 import numpy as np
+import pydantic
 import pytest
 import torch
 from PIL import Image
 
-from linksim.data import image_folder, load_image_folder
+from linksim import registry
+from linksim.data import (
+    DataParams,
+    DataUnavailableError,
+    image_folder,
+    load_image_folder,
+    load_mini_imagenet,
+)
+from linksim.data.cache import load_converted
+from linksim.schemes.base import SchemeContext
 
 H, W = 4, 5  # non-square, so a transposed layout would show
 
@@ -156,3 +167,176 @@ def test_errors(tmp_path):
     (tmp_path / "empty" / "train").mkdir(parents=True)
     with pytest.raises(ValueError, match="no .png"):
         load_image_folder(tmp_path / "empty", "train", root=root)
+
+
+# --- size=: resize (shorter side) + centre crop, the image-folder dataset, DataParams.image_size ---------------
+
+S = 8
+# (class, file) -> (width, height, mode): landscape, portrait, square, odd margins, already S, smaller than S
+MIXED = {
+    ("cat", "a.png"): (20, 12, "RGB"), ("cat", "b.jpg"): (12, 21, "RGB"), ("cat", "c.png"): (16, 16, "L"),
+    ("dog", "d.png"): (33, 17, "RGB"), ("dog", "e.bmp"): (8, 11, "RGB"), ("dog", "f.png"): (5, 7, "L"),
+}
+
+
+def _noise(w, h, mode, seed):
+    rng = np.random.default_rng(seed)
+    shape = (h, w) if mode == "L" else (h, w, 3)
+    return Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
+
+
+def _make_mixed(base, split="train"):
+    for seed, ((cls, name), (w, h, mode)) in enumerate(MIXED.items()):
+        (base / split / cls).mkdir(parents=True, exist_ok=True)
+        _noise(w, h, mode, seed).save(base / split / cls / name)
+    return base
+
+
+def _by_hand(file, size, mode):
+    """The expected crop, written out with PIL: shorter side -> size (bicubic), central size x size."""
+    with Image.open(file) as im:
+        im = im.convert(mode)
+        w, h = im.size
+        nw, nh = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+        im = im.resize((nw, nh), Image.Resampling.BICUBIC)
+        left, top = round((nw - size) / 2), round((nh - size) / 2)
+        return np.asarray(im.crop((left, top, left + size, top + size)))
+
+
+def test_size_resizes_shorter_side_and_centre_crops_like_pil(tmp_path):
+    base = _make_mixed(tmp_path / "mixed")
+    ds = load_image_folder(base, "train", root=tmp_path / "cache", size=S)
+    assert ds.images.shape == (6, 3, S, S) and ds.images.dtype == torch.uint8  # mixed gray + colour -> RGB
+    assert ds.classes == ("cat", "dog") and ds.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    for i, (cls, name) in enumerate(sorted(MIXED)):
+        expected = _by_hand(base / "train" / cls / name, S, "RGB")
+        assert np.array_equal(ds.images[i].permute(1, 2, 0).numpy(), expected), name
+    assert "resized to 8" in ds.source and "bicubic" in ds.source
+
+
+def test_size_keeps_grayscale_and_mode_forces_rgb(tmp_path):
+    base = tmp_path / "gray"
+    for i, (w, h) in enumerate([(10, 14), (19, 9)]):
+        (base / "train" / "x").mkdir(parents=True, exist_ok=True)
+        _noise(w, h, "L", i).save(base / "train" / "x" / f"{i}.png")
+    gray = load_image_folder(base, "train", root=tmp_path / "cache", size=S)
+    assert gray.images.shape == (2, 1, S, S)
+    assert np.array_equal(gray.images[1, 0].numpy(), _by_hand(base / "train" / "x" / "1.png", S, "L"))
+    rgb = load_image_folder(base, "train", root=tmp_path / "cache", size=S, mode="RGB")
+    assert rgb.images.shape == (2, 3, S, S) and torch.equal(rgb.images[:, 0], gray.images[:, 0])
+    assert torch.equal(rgb.images[:, 2], gray.images[:, 0])
+
+
+def test_size_from_zip_equals_directory(tmp_path):
+    base = _make_mixed(tmp_path / "d")
+    path = tmp_path / "mixed.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for cls, name in MIXED:
+            zf.write(base / "train" / cls / name, f"mixed/train/{cls}/{name}")
+    from_zip = load_image_folder(path, "train", root=tmp_path / "cache", size=S)
+    from_dir = load_image_folder(base, "train", root=tmp_path / "cache", size=S)
+    assert torch.equal(from_zip.images, from_dir.images) and torch.equal(from_zip.labels, from_dir.labels)
+
+
+def test_without_size_mixed_sizes_still_refused(tmp_path):
+    with pytest.raises(ValueError, match="the first image is"):
+        load_image_folder(_make_mixed(tmp_path / "m"), "train", root=tmp_path / "cache")
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="size must be a positive int"):
+            load_image_folder(tmp_path / "m", "train", root=tmp_path / "cache", size=bad)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        load_image_folder(tmp_path / "m", "train", root=tmp_path / "cache", size=S, mode="CMYK")
+
+
+def test_cache_keyed_by_size_and_corrupt_cache_rebuilt(monkeypatch, tmp_path):
+    base = _make_mixed(tmp_path / "k")
+    root = tmp_path / "cache"
+    cache = root / "image_folder"
+    first = load_image_folder(base, "train", root=root, size=S)
+    (file_8,) = cache.glob("*.npz")
+    other = load_image_folder(base, "train", root=root, size=6)
+    assert other.images.shape == (6, 3, 6, 6) and len(list(cache.glob("*.npz"))) == 2  # a new cache
+
+    def no_decode(*args, **kwargs):
+        raise AssertionError("decoded again despite the cache")
+
+    monkeypatch.setattr(image_folder.Image, "open", no_decode)
+    assert torch.equal(load_image_folder(base, "train", root=root, size=S).images, first.images)
+    assert torch.equal(load_image_folder(base, "train", root=root, size=6).images, other.images)
+    monkeypatch.undo()
+
+    good = file_8.read_bytes()
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0xFF  # inside the image array: a bad CRC
+    for corrupt in (bytes(flipped), good[: len(good) // 2], b"not an npz"):
+        file_8.write_bytes(corrupt)
+        again = load_image_folder(base, "train", root=root, size=S)
+        assert torch.equal(again.images, first.images) and torch.equal(again.labels, first.labels)
+        assert file_8.read_bytes() != corrupt  # replaced by a sound copy
+        assert torch.equal(load_converted(file_8, "train", "k").images, first.images)
+    assert len(list(cache.glob("*.npz"))) == 2
+
+
+def test_registered_image_folder_dataset(tmp_path):
+    load = registry.datasets()["image-folder"]
+    base = _make_mixed(tmp_path / "r")
+    ds = load("train", root=tmp_path / "cache", path=str(base), size=S)
+    assert ds.images.shape == (6, 3, S, S) and ds.name == "r"
+    with pytest.raises(ValueError, match=r"^image-folder needs data\.path: [^\n]*$"):
+        load("train", root=tmp_path / "cache")
+
+
+def _msg(excinfo):
+    (error,) = excinfo.value.errors()
+    assert "\n" not in error["msg"]
+    return error["msg"]
+
+
+def test_data_params_image_size(tmp_path, monkeypatch):
+    base = _make_mixed(tmp_path / "p")
+    params = DataParams(name="image-folder", path=str(base), image_size=16)
+    assert params.image_shape == (3, 16, 16)
+    assert DataParams(name="cifar10").image_shape == (3, 32, 32) and DataParams().image_size is None
+    with pytest.raises(pydantic.ValidationError) as e:
+        DataParams(name="image-folder", path=str(base))
+    assert _msg(e).startswith("Value error, data.image_size: image-folder needs")
+    with pytest.raises(pydantic.ValidationError) as e:
+        DataParams(name="image-folder", image_size=16)
+    assert _msg(e).startswith("Value error, data.path: image-folder needs")
+    with pytest.raises(pydantic.ValidationError) as e:
+        DataParams(name="mnist", image_size=16)
+    assert _msg(e).startswith("Value error, data.image_size: only image-folder is resized")
+    with pytest.raises(pydantic.ValidationError, match="image_size"):
+        DataParams(name="image-folder", path=str(base), image_size=0)
+
+    # through SchemeContext.dataset (size in its key) into the loader
+    monkeypatch.setenv("LINKSIM_DATA", str(tmp_path / "cache"))
+    context = SchemeContext()
+    small = DataParams(name="image-folder", path=str(base), image_size=S)
+    train = small.training_set(context)
+    assert train.images.shape == (6, 3, S, S) and small.training_set(context) is train
+    assert params.training_set(context).images.shape == (6, 3, 16, 16)
+    with pytest.raises(FileNotFoundError, match="test is not a directory"):
+        small.evaluation_set(context)
+
+    class OldContext:  # a context written before size=: still called without it
+        def dataset(self, name, split, path=None):
+            return (name, split, path)
+
+    assert DataParams(name="synthetic-mnist").training_set(OldContext()) == ("synthetic-mnist", "train", None)
+
+
+def test_mini_imagenet_from_a_local_copy(tmp_path):
+    with pytest.raises(DataUnavailableError, match=r"train\|val\|test/<wnid>/\*\.jpg"):
+        load_mini_imagenet("test", root=tmp_path / "cache")  # <cache>/mini-imagenet is absent
+    base = tmp_path / "mini"
+    for i, wnid in enumerate(["n02110063", "n01930112"]):
+        (base / "test" / wnid).mkdir(parents=True)
+        _noise(30 + 7 * i, 24, "RGB", i).save(base / "test" / wnid / f"{wnid}_1.JPEG")
+    with pytest.raises(DataUnavailableError, match="train does not exist"):
+        load_mini_imagenet("train", path=base, root=tmp_path / "cache")
+    ds = load_mini_imagenet("test", path=base, root=tmp_path / "cache")
+    assert ds.images.shape == (2, 3, 256, 256) and ds.name == "mini-imagenet"
+    assert ds.classes == ("n01930112", "n02110063") and ds.labels.tolist() == [0, 1]
+    expected = _by_hand(base / "test" / "n01930112" / "n01930112_1.JPEG", 256, "RGB")
+    assert np.array_equal(ds.images[0].permute(1, 2, 0).numpy(), expected)

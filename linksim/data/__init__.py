@@ -1,5 +1,6 @@
-"""Datasets for link simulation: MNIST, CIFAR-10 and image folders as uint8 tensors, plus tiling; small
-synthetic sets for tests and examples (``synthetic-cifar``, ``synthetic-mnist``)."""
+"""Datasets for link simulation: MNIST, CIFAR-10 and image folders (``image-folder``, optionally resized and
+centre-cropped to squares; Mini-ImageNet from a local copy) as uint8 tensors, plus tiling; small synthetic
+sets for tests and examples (``synthetic-cifar``, ``synthetic-mnist``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ from linksim.registry import register_dataset
 from .base import SPLITS, DataUnavailableError, ImageDataset, Split
 from .cache import ChecksumError, cache_dir
 from .cifar10 import load_cifar10
-from .image_folder import load_image_folder
+from .image_folder import (
+    image_folder_dataset,
+    load_image_folder,
+    load_mini_imagenet,
+    resize_center_crop,
+)
 from .mnist import load_mnist
 from .params import EVAL_SAMPLE_SEED, IMAGE_SHAPES, DataParams
 from .quadrants import split_quadrants
@@ -27,9 +33,12 @@ __all__ = [
     "ImageDataset",
     "Split",
     "cache_dir",
+    "image_folder_dataset",
     "load_cifar10",
     "load_image_folder",
+    "load_mini_imagenet",
     "load_mnist",
+    "resize_center_crop",
     "split_quadrants",
     "synthetic_images",
     "synthetic_loader",
@@ -40,3 +49,5 @@ DATASETS: dict[str, Callable[..., ImageDataset]] = {"mnist": load_mnist, "cifar1
 
 for _name, _loader in {**DATASETS, **SYNTHETIC}.items():
     register_dataset(_name, _loader)
+# any local image tree; also takes size= (data.image_size), which callers pass only when set
+register_dataset("image-folder", image_folder_dataset)

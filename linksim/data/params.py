@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, PositiveInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from linksim import registry
 from linksim.data.base import ImageDataset
@@ -12,7 +18,10 @@ __all__ = ["DataParams", "EVAL_SAMPLE_SEED", "IMAGE_SHAPES"]
 IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {
     "mnist": (1, 28, 28), "cifar10": (3, 32, 32), "synthetic-mnist": (1, 28, 28), "synthetic-cifar": (3, 32, 32)}
 """``(C, H, W)`` of the registered datasets whose images have one fixed size (what a scheme sizes its
-model and its channel uses by before any data is loaded)."""
+model and its channel uses by before any data is loaded); ``image-folder`` takes its size from
+``data.image_size`` instead."""
+
+IMAGE_FOLDER = "image-folder"
 
 EVAL_SAMPLE_SEED = 0
 """Seed of the evaluation sample: every scheme with the same ``eval_subset`` scores the same images."""
@@ -25,6 +34,9 @@ class DataParams(BaseModel):
     :param path: a local copy (directory, zip, tarball; see the dataset's loader) instead of the
         download / cache path. Results from a re-encoded copy must say so (``dataset_source`` in the
         manifest names the copy).
+    :param image_size: square side of ``image-folder`` images: each is resized (shorter side, bicubic)
+        and centre-cropped to ``image_size x image_size``; required for ``image-folder`` (which also
+        needs ``path``), refused for every other dataset.
     :param eval_subset: evaluate on ``eval_subset`` test images drawn without replacement with
         :data:`EVAL_SAMPLE_SEED`, kept in their original order (:meth:`ImageDataset.sample`), so a
         learned curve and its digital baseline score the same images; ``None``: the whole test split.
@@ -33,6 +45,7 @@ class DataParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = "mnist"
     path: str | None = None
+    image_size: PositiveInt | None = None
     eval_subset: PositiveInt | None = None
 
     @field_validator("name")
@@ -43,21 +56,42 @@ class DataParams(BaseModel):
             raise ValueError(f"expected one of {', '.join(sorted(known))} (found {value!r})")
         return value
 
+    @model_validator(mode="after")
+    def _image_size(self):
+        if self.name == IMAGE_FOLDER:
+            if self.image_size is None:
+                raise ValueError(f"data.image_size: {IMAGE_FOLDER} needs the square side its images are "
+                                 "resized and centre-cropped to")
+            if self.path is None:
+                raise ValueError(f"data.path: {IMAGE_FOLDER} needs a directory or .zip laid out as "
+                                 "<split>/<class>/<image>")
+        elif self.image_size is not None:
+            raise ValueError(f"data.image_size: only {IMAGE_FOLDER} is resized ({self.name!r} has its own size); "
+                             "remove the key")
+        return self
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)`` of this dataset's images (:data:`IMAGE_SHAPES`)."""
+        """``(C, H, W)`` of this dataset's images: :data:`IMAGE_SHAPES`, or ``(3, image_size, image_size)``
+        for ``image-folder`` (whose loader reads every image as RGB, grayscale ones too)."""
+        if self.name == IMAGE_FOLDER:
+            return (3, self.image_size, self.image_size)
         if self.name not in IMAGE_SHAPES:
             raise ValueError(f"data.name: {self.name!r} has no fixed image size (expected one of "
                              f"{', '.join(IMAGE_SHAPES)})")
         return IMAGE_SHAPES[self.name]
 
+    def _size(self) -> dict:
+        """``size=`` for :meth:`SchemeContext.dataset`, only when set (contexts that predate it work on)."""
+        return {} if self.image_size is None else {"size": self.image_size}
+
     def training_set(self, context) -> ImageDataset:
         """The training split (through the run's dataset cache, :meth:`SchemeContext.dataset`)."""
-        return context.dataset(self.name, "train", self.path)
+        return context.dataset(self.name, "train", self.path, **self._size())
 
     def evaluation_set(self, context) -> ImageDataset:
         """The test split, or its ``eval_subset`` sample."""
-        test = context.dataset(self.name, "test", self.path)
+        test = context.dataset(self.name, "test", self.path, **self._size())
         if self.eval_subset is None:
             return test
         return test.sample(min(self.eval_subset, len(test)), seed=EVAL_SAMPLE_SEED)

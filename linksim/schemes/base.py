@@ -171,12 +171,14 @@ class SchemeContext:
         if self.run_dir is not None:
             write_log(history, self.run_dir / "training" / f"{name}.csv")
 
-    def dataset(self, name: str, split: str, path: str | None = None):
-        """A registered dataset (:mod:`linksim.data`), loaded once per run and shared by schemes."""
-        key = (name, split, path)
+    def dataset(self, name: str, split: str, path: str | None = None, size: int | None = None):
+        """A registered dataset (:mod:`linksim.data`), loaded once per run and shared by schemes;
+        ``size`` (the square side of ``image-folder`` crops) is passed to the loader only when set."""
+        key = (name, split, path, size)
         if key not in self._datasets:
             t0 = time.perf_counter()
-            self._datasets[key] = registry.datasets()[name](split, path=path)
+            extra = {} if size is None else {"size": size}
+            self._datasets[key] = registry.datasets()[name](split, path=path, **extra)
             self.data_wall_s += time.perf_counter() - t0
         return self._datasets[key]
 
