@@ -144,6 +144,7 @@ class DeepJSCCScheme(Scheme):
 
         weights = fit_or_load(context, self.model, name=self.name or "deepjscc", params=p.train, step=step, data=data,
                               description={"scheme": "deepjscc/1", "dataset": p.data.name, "dataset_path": p.data.path,
+                                           **({"image_size": p.data.image_size} if p.data.image_size else {}),
                                            "latent_channels": p.latent_channels, "width": p.width})
         self.model.eval()
         if context.compile:
