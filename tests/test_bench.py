@@ -7,6 +7,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
+import encode_once
 import sinfony_end_to_end
 import sinfony_throughput
 
@@ -33,3 +34,10 @@ def test_end_to_end_breakdown_splits_the_manifest_by_phase():
     }
     assert sinfony_end_to_end.breakdown(manifest) == {"data": 2.0, "training": 8.0, "evaluation": 2.0,
                                                        "baselines": 14.0}
+
+
+def test_encode_once_reference_is_the_whole_network_with_the_same_noise():
+    scheme, test = encode_once.prepared_scheme("cpu", 300)  # two inference chunks on a CPU
+    channel, no = encode_once.AWGNChannel(), torch.tensor(0.5)
+    cached, whole = encode_once.both_paths(scheme, test.images, test.labels, no, channel)
+    assert cached == whole and cached["samples"] == 300
