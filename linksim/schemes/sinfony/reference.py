@@ -130,14 +130,15 @@ def training_images(images: torch.Tensor, n: int | None) -> torch.Tensor:
 class SinfonyReference:
     """One SINFONY variant's network with its training and weight-cache entry.
 
-    The network is :class:`~linksim.models.Sinfony` (four agents, Table I sizes for ``data.name``,
-    sized by ``data.image_shape``)
-    or, for ``central``, :class:`~linksim.models.CentralClassifier`; ``agents`` and ``n_tx`` give
-    the real channel uses per image, ``agents * n_tx`` (``N_Tx = N_Feat`` without Tx layers; the
+    ``model`` is :class:`~linksim.models.Sinfony` (four agents; Table I sizes for ``data.name``,
+    inputs of ``data.image_shape``) or, for ``central``, :class:`~linksim.models.CentralClassifier`.
+    An image costs ``agents * n_tx`` real channel uses (``N_Tx = N_Feat`` without Tx layers; the
     central classifier is charged like ``perfect``).
 
-    The transmitter does not depend on the SNR or the channel: :meth:`transmitted_features` computes
-    its output once, :meth:`through` and :meth:`decode` the rest, per SNR point.
+    The transmitter does not depend on the SNR or the channel: ``encode`` (images ``[B, C, H, W]``
+    float32 in [0, 1] -> Tx symbols ``[B, agents, n_tx]`` float32, or the central features
+    ``[B, N_Feat]``) runs once per evaluation image (:meth:`transmitted_features`); :meth:`through`
+    and ``decode`` (-> logits ``[B, classes]`` float32) run per SNR point.
     """
 
     def __init__(self, params: SinfonyParams):
