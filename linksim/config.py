@@ -186,13 +186,15 @@ class PlotSpec(_Strict):
     column) against ``x`` (``snr_db`` = the scenario axis, or ``esno_db``/``ebno_db``/``snr_norm_db``).
 
     ``schemes``: the curves to draw (scheme names, default all), e.g. one figure per figure of a
-    paper; ``name`` then prefixes the file (``<name>_<metric>_vs_<x>``) and ``title`` heads the plot.
+    paper, and ``channels`` the channels to draw them on (default all); ``name`` then prefixes the
+    file (``<name>_<metric>_vs_<x>``) and ``title`` heads the plot.
     """
 
     metric: str
     x: Literal["snr_db", "esno_db", "ebno_db", "snr_norm_db"] = "snr_db"
     log_y: bool | None = None
     schemes: list[str] | None = None
+    channels: list[str] | None = None
     name: str | None = Field(None, pattern=_NAME)
     title: str | None = None
 
@@ -285,6 +287,8 @@ class Scenario(_Strict):
         for i, plot in enumerate(self.outputs.plots or []):
             if unknown := [s for s in plot.schemes or [] if s not in names]:
                 raise ValueError(f"outputs.plots[{i}].schemes names no scheme of this scenario: {', '.join(unknown)}")
+            if unknown := [c for c in plot.channels or [] if c not in channel_names]:
+                raise ValueError(f"outputs.plots[{i}].channels names no channel of this scenario: {', '.join(unknown)}")
         return self
 
     def stop_for(self, scheme: SchemeSpec) -> StopRule:

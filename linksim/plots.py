@@ -66,11 +66,13 @@ def _x_label(runs: list[RunData], x: str) -> str:
 
 
 def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool | None = None,
-                schemes: list[str] | None = None, title: str | None = None) -> plt.Figure:
+                schemes: list[str] | None = None, title: str | None = None,
+                channels: list[str] | None = None) -> plt.Figure:
     """One figure of ``metric`` against ``x`` with every (run, scheme, channel) as a curve (only the
-    schemes named in ``schemes``, if given)."""
-    if schemes is not None:
-        runs = [RunData(run.df[run.df["scheme"].isin(schemes)], run.manifest, run.name) for run in runs]
+    schemes named in ``schemes`` and the channels named in ``channels``, if given)."""
+    for column, keep in (("scheme", schemes), ("channel", channels)):
+        if keep is not None:
+            runs = [RunData(run.df[run.df[column].isin(keep)], run.manifest, run.name) for run in runs]
     fig, ax = plt.subplots(figsize=(9.5, 5.2))
     curves = [(run, key) for run in runs for key in run.df.groupby(["scheme", "channel"], sort=False).groups]
     run_schemes = list(dict.fromkeys((id(run), k[0]) for run, k in curves))
@@ -146,6 +148,6 @@ def plot_run(run_dir, scenario) -> list[Path]:
         if p.metric not in run.df.columns or (p.schemes and not run.df["scheme"].isin(p.schemes).any()):
             continue  # nothing to draw (a profile may leave a figure's schemes out)
         stem = f"{p.name}_{p.metric}_vs_{p.x}" if p.name else f"{p.metric}_vs_{p.x}"
-        out += _save(plot_metric([run], p.metric, p.x, p.log_y, p.schemes, p.title), run_dir.plots / stem,
+        out += _save(plot_metric([run], p.metric, p.x, p.log_y, p.schemes, p.title, p.channels), run_dir.plots / stem,
                      scenario.outputs.formats)
     return out
