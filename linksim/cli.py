@@ -92,6 +92,9 @@ def _cmd_list(args) -> int:
     print("channels:")
     for name, e in sorted(registry.channels().items()):
         print(f"  {name:20s} {e.doc}")
+    print("bit channels (bits in, bits + flip probability out; built by schemes that take one):")
+    for name, e in sorted(registry.bit_channels().items()):
+        print(f"  {name:20s} {e.doc}")
     print("channel presets (usable by name in `channels:` or `--set channel=NAME`):")
     for name, (kind, params) in sorted(registry.channel_presets().items()):
         print(f"  {name:20s} {kind} {params or ''}")
