@@ -126,3 +126,30 @@ def test_rayleigh_without_csi_passes_the_faded_symbols():
     assert math.isclose(float(gain.mean()), 1.0, rel_tol=0.1)  # E|h|^2 = 1, the fade is not undone
     assert torch.allclose(y[:, 0], y[:, 3], atol=1e-2)  # one fade per row
     assert torch.allclose(no_eff, torch.full_like(no_eff, 1e-6))
+
+
+def test_warm_start_from_another_scheme_of_the_scenario(tmp_path, synthetic_data, monkeypatch):
+    from linksim.config import load_scenario
+    from linksim.results import RunDirectory
+    from linksim.runner import RunOptions, run_scenario
+
+    monkeypatch.setenv("LINKSIM_MODELS", str(tmp_path / "models"))
+    train = "{epochs: 1, batch_size: 32, subset: 64, snr_db: 10}"
+    (tmp_path / "s.yaml").write_text(f"""
+name: warm
+seed: 2
+device: cpu
+snr: {{values: [10]}}
+stop: {{batch_size: 8, max_samples: 8}}
+channels: [awgn]
+scheme_defaults:
+  deepjscc: {{bandwidth_ratio: 1/12, width: 8, data: {{name: cifar10, eval_subset: 8}}}}
+schemes:
+  - {{name: fine, type: deepjscc, params: {{train: {{<<: {train}, warm_start: base}}}}}}
+  - {{name: base, type: deepjscc, params: {{train: {train}}}}}
+""")
+    summary = run_scenario(load_scenario(tmp_path / "s.yaml"), RunOptions(out=str(tmp_path / "out"), progress=False,
+                                                                          plots=False))
+    facts = RunDirectory(summary.run_dir.path).load_manifest()["schemes"]
+    assert facts["fine"]["warm_start_weights"] == facts["base"]["weights"]  # base was prepared first, on demand
+    assert facts["fine"]["weights"] != facts["base"]["weights"]
