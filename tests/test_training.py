@@ -442,6 +442,23 @@ def test_load_or_train_reuses_the_cache_and_rebuilds_a_truncated_entry(tmp_path)
     assert other[1] != key and not other[2]
 
 
+def test_a_flipped_bit_in_cached_weights_is_detected_and_retrained(tmp_path):
+    torch.manual_seed(0)
+    description, calls = {"scheme": "toy/1"}, []
+    model = nn.Linear(3, 2)
+    _, key, _ = load_or_train(model, description, _fit_counting(model, calls), tmp_path)
+    meta = json.loads((tmp_path / f"{key}.json").read_text())
+    assert meta["torch_threads"] == torch.get_num_threads() and len(meta["weights_sha256"]) == 64
+    weights = tmp_path / f"{key}.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01  # the last byte is weight data: the file still parses, one value changed
+    weights.write_bytes(bytes(data))
+    with pytest.warns(RuntimeWarning, match="differs from the recorded"):
+        _, _, reused = load_or_train(nn.Linear(3, 2), description, _fit_counting(model, calls), tmp_path)
+    assert not reused and len(calls) == 2
+    assert load_or_train(nn.Linear(3, 2), description, _fit_counting(model, calls), tmp_path)[2]
+
+
 class Net(nn.Module):
     def __init__(self, hidden: int):
         super().__init__()

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file, save
 from torch import nn
 
@@ -51,8 +52,10 @@ def load_or_train(
 ) -> tuple[list[EpochLog], str, bool]:
     """Load ``model``'s weights from the cache, or call ``fit(checkpoint_path)`` and store them.
 
-    A cache entry that cannot be read (truncated, foreign or mismatching weights) is reported and
-    trained again.
+    The entry's metadata holds the sha256 of its weights file (and the torch thread count it was
+    trained with: training is bit-reproducible only at the same count); an entry that cannot be
+    read, or whose weights no longer match their digest (a flipped bit), is reported and trained
+    again. Entries written before digests existed load without the check.
 
     :param description: everything that determines the weights (hashed into the cache key).
     :output: (training history, cache key, whether the weights were reused).
@@ -62,8 +65,12 @@ def load_or_train(
     weights, meta = cache / f"{key}.safetensors", cache / f"{key}.json"
     if weights.is_file() and meta.is_file():
         try:
+            info = json.loads(meta.read_text())
+            digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+            if info.get("weights_sha256", digest) != digest:
+                raise ValueError(f"sha256 {digest[:12]}... differs from the recorded {info['weights_sha256'][:12]}...")
             model.load_state_dict(load_file(str(weights), device=str(next(model.parameters()).device)))
-            return json.loads(meta.read_text())["history"], key, True
+            return info["history"], key, True
         except Exception as err:  # noqa: BLE001 - any unreadable entry is rebuilt, never used
             warnings.warn(f"{weights}: unreadable cached weights ({type(err).__name__}: "
                           f"{str(err).splitlines()[0] if str(err) else ''}); training again", RuntimeWarning,
@@ -72,7 +79,10 @@ def load_or_train(
     checkpoint = cache / f"{key}.partial.pt"
     history = fit(checkpoint)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write(weights, lambda f: f.write(save(state)))
-    atomic_write_text(meta, json.dumps({"description": description, "history": history}, indent=1, default=str))
+    blob = save(state)
+    atomic_write(weights, lambda f: f.write(blob))
+    atomic_write_text(meta, json.dumps({"description": description, "history": history,
+                                        "weights_sha256": hashlib.sha256(blob).hexdigest(),
+                                        "torch_threads": torch.get_num_threads()}, indent=1, default=str))
     checkpoint.unlink(missing_ok=True)
     return history, key, False
