@@ -4,11 +4,15 @@ Both chains: random bits -> 5G LDPC encoder -> QAM/PAM mapper -> AWGN -> APP dem
 (20 iterations, boxplus-phi), the same k, n, modulation, batch and Eb/N0, the same device, in this
 process. The reference is Sionna's blocks called directly (BinarySource, LDPC5GEncoder, Mapper, AWGN,
 Demapper, LDPC5GDecoder); linksim is its ``digital_link`` scheme (DigitalLink + AWGN channel +
-counters), with linksim's decoder with and without early stopping, compiled (the first, untimed call
-compiles), and with Sionna's decoder.
+counters), with linksim's torch decoder with and without early stopping, through ``torch.compile``
+(the first, untimed call compiles), its numba kernel (``implementation: cpu``, CPU only), each of
+the two also with offset min-sum, and with Sionna's decoder. The timed calls of all chains are
+interleaved in ``ROUNDS`` rounds, so that a change of load cannot favour one.
 
-Prints information Mbit/s and BLER per chain and configuration, then ``ratio=<x>``: linksim's default
-path on this device (early stop; compiled on a GPU, as ``--compile auto``) over the Sionna chain on
+Prints per chain and configuration information Mbit/s, G edge updates/s (edges of the code's graph
+x BP iterations run, per second: one check-node and one variable-node message per edge and
+iteration), BLER and the ratio over the Sionna chain, then ``ratio=<x>``: linksim's default path on
+this device (early stop; compiled on a GPU, as ``--compile auto``) over the Sionna chain on
 (512, 1024, 16-QAM).
 
     python bench/link_throughput.py [--device cpu] [--min-time 3]
@@ -17,9 +21,10 @@ path on this device (early stop; compiled on a GPU, as ``--compile auto``) over 
 from __future__ import annotations
 
 import argparse
+import time
 
 import torch
-from _common import environment, pick_device, rate
+from _common import environment, pick_device, rate, sync
 from sionna.phy import config as sionna_config
 from sionna.phy.channel import AWGN
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
@@ -29,6 +34,7 @@ from sionna.phy.utils import ebnodb2no
 from linksim.accel import resolve_compile
 from linksim.channels.awgn import AWGNChannel
 from linksim.link.digital import DecoderParams, DigitalLinkParams
+from linksim.link.ldpc import LDPC5GEarlyStopDecoder
 from linksim.schemes.base import SchemeContext
 from linksim.schemes.digital_link import DigitalLinkScheme
 
@@ -38,12 +44,18 @@ CONFIGS = [
     ("(3840, 15360) BPSK", 3840, 15360, 1, 0.75, 5_000, 100),
 ]
 
-# name -> (decoder settings, torch.compile of the BP iterations)
+NUM_ITER = 20
+ROUNDS = 5
+
+# name -> (decoder settings, torch.compile of the BP iterations, CPU only)
 VARIANTS = {
-    "linksim, early stop": (DecoderParams(), False),
-    "linksim, early stop, compiled": (DecoderParams(), True),
-    "linksim, 20 iterations": (DecoderParams(early_stop=False), False),
-    "linksim + Sionna decoder": (DecoderParams(implementation="sionna", early_stop=False), False),
+    "linksim, early stop": (DecoderParams(), False, False),
+    "linksim, early stop, compiled": (DecoderParams(), True, False),
+    "linksim, numba kernel (cpu)": (DecoderParams(implementation="cpu"), False, True),
+    "linksim, 20 iterations": (DecoderParams(early_stop=False), False, False),
+    "linksim, offset min-sum": (DecoderParams(cn_update="offset-minsum"), False, False),
+    "linksim, offset min-sum, cpu": (DecoderParams(cn_update="offset-minsum", implementation="cpu"), False, True),
+    "linksim + Sionna decoder": (DecoderParams(implementation="sionna", early_stop=False), False, False),
 }
 
 
@@ -55,12 +67,13 @@ class SionnaChain:
         self.k, self.source, self.encoder = k, BinarySource(), LDPC5GEncoder(k, n)
         self.mapper, self.awgn = Mapper(constellation=const), AWGN()
         self.demapper = Demapper("app", constellation=const)
-        self.decoder = LDPC5GDecoder(self.encoder, num_iter=20, hard_out=True)
+        self.decoder = LDPC5GDecoder(self.encoder, num_iter=NUM_ITER, hard_out=True)
 
-    def __call__(self, batch: int, no: torch.Tensor) -> tuple[int, int]:
+    def __call__(self, batch: int, no: torch.Tensor) -> tuple[int, int, int]:
+        """(blocks, block errors, BP iterations run)."""
         bits = self.source([batch, self.k])
         llr = self.demapper(self.awgn(self.mapper(self.encoder(bits)), no), no)
-        return batch, int((self.decoder(llr) != bits).any(dim=1).sum())
+        return batch, int((self.decoder(llr) != bits).any(dim=1).sum()), batch * NUM_ITER
 
 
 class LinksimChain:
@@ -71,22 +84,30 @@ class LinksimChain:
         self.scheme, self.channel = DigitalLinkScheme(params), AWGNChannel()
         self.scheme.prepare(SchemeContext(compile=compile_decoder))  # as `linksim run --compile` does
 
-    def __call__(self, batch: int, no: torch.Tensor) -> tuple[int, int]:
+    def __call__(self, batch: int, no: torch.Tensor) -> tuple[int, int, int]:
+        """(blocks, block errors, BP iterations run)."""
         c = self.scheme.simulate(batch, no, self.channel)
-        return c["samples"], c["block_errors"]
+        return c["samples"], c["block_errors"], c.get("bp_iterations", batch * NUM_ITER)
 
 
-def measure(chain, k: int, batch: int, no: torch.Tensor, device: str, min_time: float) -> tuple[float, float]:
-    """(information Mbit/s, BLER over the timed and warm-up calls)."""
-    counts = [0, 0]
-
-    def call():
-        blocks, errors = chain(batch, no)
-        counts[0] += blocks
-        counts[1] += errors
-
-    blocks_per_s = rate(call, batch, device, min_time)
-    return blocks_per_s * k / 1e6, counts[1] / counts[0]
+def interleaved(chains: dict, batch: int, no: torch.Tensor, device: str, min_time: float) -> dict[str, list]:
+    """name -> [blocks, block errors, BP iterations, seconds] of each chain's timed calls: one untimed
+    call per chain, then ``ROUNDS`` rounds in which every chain runs ``min_time / ROUNDS`` seconds."""
+    for chain in chains.values():
+        chain(batch, no)
+    sync(device)
+    stats = {name: [0, 0, 0, 0.0] for name in chains}
+    for _ in range(ROUNDS):
+        for name, chain in chains.items():
+            t0, spent = time.perf_counter(), 0.0
+            while spent < min_time / ROUNDS:
+                blocks, errors, iterations = chain(batch, no)
+                sync(device)
+                spent = time.perf_counter() - t0
+                for i, x in enumerate((blocks, errors, iterations)):
+                    stats[name][i] += x
+            stats[name][3] += spent
+    return stats
 
 
 SNR_POINTS = 8
@@ -124,13 +145,23 @@ def main() -> None:
     for label, k, n, m, ebno, gpu_batch, cpu_batch in CONFIGS:
         batch = gpu_batch if device.startswith("cuda") else cpu_batch
         no = torch.as_tensor(ebnodb2no(ebno, m, k / n), dtype=torch.float32).to(device)
-        print(f"\n{label}, Eb/N0 {ebno} dB, batch {batch}:")
-        ref, ref_bler = measure(SionnaChain(k, n, m), k, batch, no, device, args.min_time)
-        print(f"  {'Sionna chain (reference)':28s} {ref:9.3f} Mbit/s  BLER {ref_bler:.4f}")
-        for name, (decoder, compile_decoder) in VARIANTS.items():
-            mbps, bler = measure(LinksimChain(k, n, m, decoder, compile_decoder), k, batch, no, device, args.min_time)
-            ratios[(label, name)] = mbps / ref
-            print(f"  {name:28s} {mbps:9.3f} Mbit/s  BLER {bler:.4f}  ratio {mbps / ref:6.2f}")
+        edges = len(LDPC5GEarlyStopDecoder(LDPC5GEncoder(k, n))._edge_vn)
+        chains = {"Sionna chain (reference)": SionnaChain(k, n, m)}
+        chains.update({name: LinksimChain(k, n, m, decoder, compile_decoder)
+                       for name, (decoder, compile_decoder, cpu_only) in VARIANTS.items()
+                       if not (cpu_only and device.startswith("cuda"))})
+        stats = interleaved(chains, batch, no, device, args.min_time)
+        ref = stats["Sionna chain (reference)"]
+        print(f"\n{label}, Eb/N0 {ebno} dB, batch {batch}, {edges} edges, {ROUNDS} interleaved rounds:")
+        for name, (blocks, errors, iterations, seconds) in stats.items():
+            ratios[(label, name)] = ratio = blocks / seconds / (ref[0] / ref[3])
+            print(f"  {name:30s} {blocks / seconds * k / 1e6:9.3f} Mbit/s  {edges * iterations / seconds / 1e9:6.3f} G edge "
+                  f"updates/s  {iterations / blocks:5.2f} it/block  BLER {errors / blocks:.4f}  ratio {ratio:6.2f}")
+        if "linksim, numba kernel (cpu)" in stats:
+            over = [ratios[(label, fast)] / ratios[(label, slow)] for fast, slow in (
+                ("linksim, numba kernel (cpu)", "linksim, early stop"),
+                ("linksim, offset min-sum, cpu", "linksim, offset min-sum"))]
+            print(f"  numba kernel over the torch core: {over[0]:.2f}x (boxplus-phi), {over[1]:.2f}x (offset min-sum)")
     label, k, n, m, ebno, gpu_batch, cpu_batch = CONFIGS[0]
     batch = gpu_batch if device.startswith("cuda") else cpu_batch
     chain = LinksimChain(k, n, m, DecoderParams(), False)

@@ -21,6 +21,7 @@ from torch import nn
 
 from linksim.channels.base import Channel
 from linksim.link.ldpc import LDPC5GEarlyStopDecoder
+from linksim.link.ldpc_cpu import LDPC5GCompiledDecoder
 
 __all__ = ["DigitalLink", "DigitalLinkParams", "DecoderParams"]
 
@@ -31,16 +32,18 @@ class DecoderParams(BaseModel):
     """5G LDPC BP decoder settings.
 
     ``implementation``: ``linksim`` is :class:`~linksim.link.ldpc.LDPC5GEarlyStopDecoder` (Sionna's rate
-    recovery around a faster flooding core with the same updates), ``sionna`` is Sionna's
-    ``LDPC5GDecoder`` as it is (always ``num_iter`` iterations). ``early_stop`` (``linksim`` only): a
-    codeword stops once its hard decisions satisfy every parity check. ``cn_update``: boxplus-phi
+    recovery around a faster flooding core with the same updates, torch, any device), ``cpu`` is
+    :class:`~linksim.link.ldpc_cpu.LDPC5GCompiledDecoder` (the same core compiled with numba, the same
+    decisions, CPU only), ``sionna`` is Sionna's ``LDPC5GDecoder`` as it is (always ``num_iter``
+    iterations). ``early_stop`` (``linksim`` and ``cpu``): a codeword stops once its hard decisions
+    satisfy every parity check. ``cn_update``: boxplus-phi
     (exact BP) | boxplus | minsum | offset-minsum.
     """
 
     model_config = ConfigDict(extra="forbid")
     num_iter: PositiveInt = 20
     cn_update: Literal["boxplus-phi", "boxplus", "minsum", "offset-minsum"] = "boxplus-phi"
-    implementation: Literal["linksim", "sionna"] = "linksim"
+    implementation: Literal["linksim", "cpu", "sionna"] = "linksim"
     early_stop: bool = True
 
     @model_validator(mode="after")
@@ -147,8 +150,8 @@ class DigitalLink(nn.Module):
             if d.implementation == "sionna":
                 self.decoder = LDPC5GDecoder(self.encoder, cn_update=d.cn_update, num_iter=d.num_iter, hard_out=True)
             else:
-                self.decoder = LDPC5GEarlyStopDecoder(self.encoder, cn_update=d.cn_update, num_iter=d.num_iter,
-                                                      early_stop=d.early_stop)
+                decoder = LDPC5GCompiledDecoder if d.implementation == "cpu" else LDPC5GEarlyStopDecoder
+                self.decoder = decoder(self.encoder, cn_update=d.cn_update, num_iter=d.num_iter, early_stop=d.early_stop)
         else:
             self.encoder = self.decoder = None
         if p.interleaver == "random":
@@ -182,7 +185,7 @@ class DigitalLink(nn.Module):
         return bits_hat, ok.squeeze(-1)
 
     def compile_decoder(self) -> None:
-        """Compile the BP iterations of linksim's decoder (no effect for Sionna's decoder or an uncoded link)."""
+        """Compile the BP iterations of linksim's torch decoder (no effect for the others or an uncoded link)."""
         if hasattr(self.decoder, "compile_iterations"):
             self.decoder.compile_iterations()
 

@@ -38,7 +38,7 @@ class DigitalLinkScheme(Scheme):
         self.params = params
         self.primary = "ber" if params.n is None else "bler"
         self.link = DigitalLink(params)
-        if params.n is not None and params.decoder.implementation == "linksim":
+        if params.n is not None and params.decoder.implementation != "sionna":
             self.rates = {**self.rates, "bp_iterations_mean": Rate("bp_iterations", "samples", interval=False)}
         self.source = BinarySource()
 
