@@ -56,6 +56,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_MAX_SNR_POINTS = 10_000
+
+
 class SnrValues(_Strict):
     """Grid points in dB: an explicit ``values`` list, or ``start``/``stop``/``step`` (stop included)."""
 
@@ -76,6 +79,28 @@ class SnrValues(_Strict):
                 raise ValueError(f"stop ({self.stop}) is below start ({self.start})")
         elif not self.values:
             raise ValueError("values is empty")
+        return self
+
+    @model_validator(mode="after")
+    def _representable(self):
+        """Every point finite and within +-1000 dB, written to ``results.csv`` exactly (10 significant
+        digits, how a resumed run finds its points again), and no point twice."""
+        if self.values is None and None not in (self.start, self.stop, self.step):
+            if not all(np.isfinite(v) for v in (self.start, self.stop, self.step)):
+                raise ValueError(f"start, stop and step must be finite, found {self.start}, {self.stop}, {self.step}")
+            if (self.stop - self.start) / self.step > _MAX_SNR_POINTS:
+                raise ValueError(f"start/stop/step give more than {_MAX_SNR_POINTS} SNR points "
+                                 f"(found {self.start} to {self.stop} in steps of {self.step})")
+        elif self.values is not None and len(self.values) > _MAX_SNR_POINTS:
+            raise ValueError(f"more than {_MAX_SNR_POINTS} SNR points (found {len(self.values)})")
+        pts = self.points() if self.values is not None or None not in (self.start, self.stop, self.step) else []
+        for v in pts:
+            if not np.isfinite(v) or abs(v) > 1000:
+                raise ValueError(f"SNR points must be finite dB values within +-1000, found {v}")
+            if float(f"{v:.10g}") != v:
+                raise ValueError(f"SNR point {v!r} has more than 10 significant digits (results.csv keeps 10)")
+        if dup := sorted({v for v in pts if pts.count(v) > 1}):
+            raise ValueError(f"SNR points must be distinct, found {', '.join(f'{v:g}' for v in dup)} twice")
         return self
 
     def points(self) -> list[float]:

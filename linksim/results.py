@@ -14,8 +14,10 @@ __all__ = ["RunDirectory", "read_results", "is_rate"]
 
 
 def read_results(path: str | Path) -> pd.DataFrame:
-    """A ``results.csv`` as a DataFrame (``scheme`` and ``channel`` as strings)."""
-    return pd.read_csv(path, dtype={"scheme": str, "channel": str})
+    """A ``results.csv`` as a DataFrame (``scheme`` and ``channel`` as strings). Only empty fields are
+    missing values (what the writer leaves for NaN), so a scheme named ``NA``, ``nan`` or ``null``
+    reads back as its name."""
+    return pd.read_csv(path, dtype={"scheme": str, "channel": str}, keep_default_na=False, na_values=[""])
 
 
 def is_rate(df: pd.DataFrame, metric: str) -> bool:

@@ -184,3 +184,29 @@ def test_every_item_of_a_point_gets_the_same_noise_variance():
         run_unit(scheme, None, WorkUnit("s", "c", esno_db), SnrGrid(axis="esno", values=[esno_db]),
                  StopRule(batch_size=2000, max_samples=4000, target_errors=10), seed=1)
     assert len(scheme.seen) == 12 and all(len(v) == 1 for v in scheme.seen)
+
+
+@pytest.mark.parametrize("name", ["NA", "nan", "null", "None"])
+def test_a_scheme_named_like_a_missing_value_survives_a_resume(write_scenario, tmp_path, name):
+    path = write_scenario(SMALL_SCENARIO.replace("name: unc,", f"name: '{name}',"))  # quoted: YAML null is None
+    _run(path, tmp_path, run_id="r", max_units=5)
+    done = _run(path, tmp_path, run_id="r", resume=True)
+    assert done.skipped == 5 and done.remaining == 0
+    assert (read_results(done.run_dir.csv).scheme == name).sum() == 4
+
+
+@pytest.mark.parametrize("grid, words", [
+    ("values: [1.123456789012]", "more than 10 significant digits"),
+    ("values: [1.0, 1.0]", "distinct"),
+    ("values: [.nan]", "finite"),
+    ("{start: 0, stop: 1.0e+308, step: 1.0e-300}", "more than 10000 SNR points"),
+    ("{start: 0, stop: .inf, step: 1}", "finite"),
+])
+def test_snr_grids_that_cannot_round_trip_or_would_exhaust_memory_are_refused(write_scenario, grid, words):
+    from linksim.config import ConfigError
+
+    text = SMALL_SCENARIO.replace("snr: {axis: ebno, values: [1.0, 3.0]}",
+                                  f"snr: {{axis: ebno, {grid[1:-1] if grid.startswith('{') else grid}}}")
+    with pytest.raises(ConfigError, match=words) as err:
+        load_scenario(write_scenario(text))
+    assert len(err.value.lines) == 1 and "snr" in err.value.lines[0]
