@@ -104,6 +104,17 @@ def _cmd_list(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (else argparse's one-line usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, found {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="linksim", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -120,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="output root (default: the scenario's outputs.root)")
     r.add_argument("--resume", action="store_true", help="continue the latest run of this scenario")
     r.add_argument("--run-id", help="name of the run directory")
-    r.add_argument("--max-units", type=int, help="stop after this many new points (resume later)")
+    r.add_argument("--max-units", type=_positive_int, help="stop after this many new points (resume later)")
     r.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                    help="torch.compile the hot paths (auto: on a GPU only); results are the same up to rounding")
     r.add_argument("--cuda-graphs", choices=["auto", "off"], default="auto",

@@ -6,8 +6,9 @@ import copy
 import hashlib
 import json
 import os
+import reprlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
@@ -17,7 +18,6 @@ from pydantic import (
     Field,
     NonNegativeInt,
     PositiveFloat,
-    PositiveInt,
     ValidationError,
     model_validator,
 )
@@ -57,6 +57,9 @@ class _Strict(BaseModel):
 
 
 _MAX_SNR_POINTS = 10_000
+
+Count = Annotated[int, Field(gt=0, strict=True)]
+"""A positive whole number given as one (``true`` or ``1.5`` is refused, not read as 1)."""
 
 
 class SnrValues(_Strict):
@@ -153,11 +156,11 @@ class StopRule(_Strict):
     like ``target_errors`` it applies to rate primaries only.
     """
 
-    batch_size: PositiveInt = 1000
-    target_errors: PositiveInt = 100
+    batch_size: Count = 1000
+    target_errors: Count = 100
     target_half_width: float | None = Field(None, gt=0, allow_inf_nan=False)
-    min_samples: PositiveInt | None = None
-    max_samples: PositiveInt = 100_000
+    min_samples: Count | None = None
+    max_samples: Count = 100_000
     max_time_s: PositiveFloat | None = None
     stop_sweep_below: float | None = Field(None, ge=0, le=1)
     confidence: float = Field(0.95, gt=0, lt=1)
@@ -167,11 +170,11 @@ class StopRule(_Strict):
 class StopOverride(_Strict):
     """Per-scheme changes to the scenario's :class:`StopRule` (every field optional)."""
 
-    batch_size: PositiveInt | None = None
-    target_errors: PositiveInt | None = None
+    batch_size: Count | None = None
+    target_errors: Count | None = None
     target_half_width: float | None = Field(None, gt=0, allow_inf_nan=False)
-    min_samples: PositiveInt | None = None
-    max_samples: PositiveInt | None = None
+    min_samples: Count | None = None
+    max_samples: Count | None = None
     max_time_s: PositiveFloat | None = None
     stop_sweep_below: float | None = Field(None, ge=0, le=1)
 
@@ -420,6 +423,17 @@ def apply_override(data: dict, assignment: str) -> dict:
     return out
 
 
+def _bounded_repr() -> reprlib.Repr:
+    """How an error line quotes what it found: bounded, so a YAML alias bomb cannot blow up a message."""
+    quote = reprlib.Repr()
+    quote.maxlevel, quote.maxlist, quote.maxtuple, quote.maxdict = 2, 6, 6, 6
+    quote.maxstring = quote.maxother = 80
+    return quote
+
+
+_QUOTE = _bounded_repr()
+
+
 def _loc(loc: tuple) -> str:
     out = ""
     for part in loc:
@@ -435,7 +449,7 @@ def _errors(source: str, err: ValidationError, prefix: str = "") -> list[str]:
             path = prefix + ("" if path == "(top level)" else ("" if path.startswith("[") else ".") + path)
         msg = e["msg"].removeprefix("Value error, ")
         found = e.get("input")
-        shown = "" if e["type"] in ("missing",) or isinstance(found, dict) else f" (found {found!r})"
+        shown = "" if e["type"] in ("missing",) or isinstance(found, dict) else f" (found {_QUOTE.repr(found)})"
         lines.append(f"{source}: {path}: {msg}{shown}")
     return lines
 

@@ -172,3 +172,40 @@ def test_every_shipped_scenario_and_profile_loads(path):
     assert scenario.name == path.stem
     for profile in scenario.profiles:
         assert load_scenario(path, profile=profile).name == path.stem
+
+
+def test_values_that_used_to_pass_or_crash_later_are_refused_up_front(write_scenario):
+    from conftest import SMALL_SCENARIO
+
+    cases = {
+        "stop: {batch_size: 100,": ("stop: {batch_size: true,", "batch_size"),
+        "max_samples: 300}": ("max_samples: 1.5}", "max_samples"),
+        "channels: [awgn, rayleigh]": ("channels: [{name: t, type: tdl, params: {min_speed: 5, max_speed: 1}}]",
+                                       "max_speed must be at least min_speed"),
+    }
+    for old, (new, words) in cases.items():
+        with pytest.raises(ConfigError) as err:
+            load_scenario(write_scenario(SMALL_SCENARIO.replace(old, new)))
+        assert len(err.value.lines) == 1 and words in err.value.lines[0], err.value.lines
+    tdl_inf = SMALL_SCENARIO.replace("channels: [awgn, rayleigh]",
+                                     "channels: [{name: t, type: tdl, params: {delay_spread: .inf}}]")
+    with pytest.raises(ConfigError, match="delay_spread"):
+        load_scenario(write_scenario(tdl_inf))
+
+
+def test_an_alias_bomb_gives_short_error_lines(write_scenario):
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [*a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}]"
+               for i in range(1, 9)]  # 9^9 leaves once expanded
+    text = "\n".join(levels) + "\nname: bomb\nsnr: {values: *a8}\nschemes: []\nchannels: [awgn]\n"
+    with pytest.raises(ConfigError) as err:
+        load_scenario(write_scenario(text))
+    assert all(len(line) < 600 for line in err.value.lines) and len(err.value.lines) < 40  # not 9^9 leaves
+
+
+def test_max_units_must_be_positive(capsys):
+    from linksim.cli import main
+
+    with pytest.raises(SystemExit) as code:
+        main(["run", "scenarios/ldpc_qam.yaml", "--max-units", "-1"])
+    assert code.value.code == 2 and "expected at least 1" in capsys.readouterr().err

@@ -28,15 +28,21 @@ class TDLParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     model: Literal["A", "B", "C", "D", "E"] = "A"
-    delay_spread: PositiveFloat = 100e-9
-    carrier_frequency: PositiveFloat = 3.5e9
-    min_speed: float = Field(0.0, ge=0)
-    max_speed: float | None = Field(None, ge=0)
+    delay_spread: float = Field(100e-9, gt=0, le=1e-3, allow_inf_nan=False)
+    carrier_frequency: float = Field(3.5e9, gt=0, le=1e12, allow_inf_nan=False)
+    min_speed: float = Field(0.0, ge=0, le=1e4, allow_inf_nan=False)
+    max_speed: float | None = Field(None, ge=0, le=1e4, allow_inf_nan=False)
     fft_size: PositiveInt = 72
     subcarrier_spacing: PositiveFloat = 30e3
     num_ofdm_symbols: PositiveInt = 14
     pilot_ofdm_symbols: list[int] = [2, 11]
     csi: Literal["perfect", "ls"] = "perfect"
+
+    @model_validator(mode="after")
+    def _speeds_ordered(self):
+        if self.max_speed is not None and self.max_speed < self.min_speed:
+            raise ValueError(f"max_speed must be at least min_speed ({self.min_speed}), found {self.max_speed}")
+        return self
 
     @model_validator(mode="after")
     def _pilots_inside_grid(self):
