@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -144,9 +145,14 @@ def plot_run(run_dir, scenario) -> list[Path]:
     run = load_run(run_dir.csv)
     specs = scenario.outputs.plots or [PlotSpec(metric=m) for m in rate_columns(run.df)]
     out = []
-    for p in specs:
+    for i, p in enumerate(specs):
         if p.metric not in run.df.columns or (p.schemes and not run.df["scheme"].isin(p.schemes).any()):
             continue  # nothing to draw (a profile may leave a figure's schemes out)
+        if not pd.api.types.is_numeric_dtype(run.df[p.metric]):
+            warnings.warn(f"outputs.plots[{i}].metric: expected a numeric column, found {p.metric!r} "
+                          f"({run.df[p.metric].dtype}); figure skipped, the results are kept", RuntimeWarning,
+                          stacklevel=2)
+            continue
         stem = f"{p.name}_{p.metric}_vs_{p.x}" if p.name else f"{p.metric}_vs_{p.x}"
         out += _save(plot_metric([run], p.metric, p.x, p.log_y, p.schemes, p.title, p.channels), run_dir.plots / stem,
                      scenario.outputs.formats)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -42,8 +43,14 @@ class RunDirectory:
         self.plots = self.path / "plots"
 
     @staticmethod
-    def new_run_id(profile: str | None) -> str:
-        return f"{profile or 'full'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    def new_run_id(profile: str | None, scenario_root: Path | None = None) -> str:
+        """``<profile>-<date>-<time>``, with ``-2``, ``-3``, ... when a run of that second exists."""
+        base = f"{profile or 'full'}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_id, n = base, 1
+        while scenario_root is not None and (Path(scenario_root) / run_id).exists():
+            n += 1
+            run_id = f"{base}-{n}"
+        return run_id
 
     @classmethod
     def latest_matching(cls, scenario_root: Path, digest: str) -> RunDirectory | None:
@@ -56,19 +63,36 @@ class RunDirectory:
             if m.is_file():
                 try:
                     meta = json.loads(m.read_text())
-                except (OSError, json.JSONDecodeError):
+                except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+                    warnings.warn(f"{m}: unreadable manifest ({type(err).__name__}); that run cannot be "
+                                  "resumed (name it with --run-id to see why)", RuntimeWarning, stacklevel=2)
                     continue
                 if meta.get("scenario_digest") == digest:
                     candidates.append((m.stat().st_mtime, d))
         return cls(max(candidates)[1]) if candidates else None
 
     def load_rows(self) -> list[dict]:
+        """The finished points; an empty or unreadable ``results.csv`` is reported and its points run
+        again (the manifest keeps what ran)."""
         if not self.csv.is_file():
             return []
-        return read_results(self.csv).to_dict("records")
+        try:
+            return read_results(self.csv).to_dict("records")
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+            warnings.warn(f"{self.csv}: unreadable results ({type(err).__name__}); its points run again",
+                          RuntimeWarning, stacklevel=2)
+            return []
 
     def load_manifest(self) -> dict:
-        return json.loads(self.manifest_path.read_text()) if self.manifest_path.is_file() else {}
+        """The manifest, ``{}`` when there is none; an unreadable one is a one-line error (resuming
+        without it could not check that the results belong to this scenario)."""
+        if not self.manifest_path.is_file():
+            return {}
+        try:
+            return json.loads(self.manifest_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise RuntimeError(f"{self.manifest_path}: unreadable manifest ({type(err).__name__}: {err}); "
+                               "choose another --run-id, or restore the file") from None
 
     def write_rows(self, rows: list[dict], order: list[tuple]) -> None:
         """Atomically rewrite ``results.csv`` with ``rows`` sorted by their position in ``order``."""

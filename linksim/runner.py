@@ -147,9 +147,9 @@ def _open_run_dir(scenario: Scenario, opts: RunOptions) -> RunDirectory:
     elif opts.resume:
         run_dir = RunDirectory.latest_matching(scenario_root, scenario.digest())
         if run_dir is None:
-            run_dir = RunDirectory(scenario_root / RunDirectory.new_run_id(opts.profile))
+            run_dir = RunDirectory(scenario_root / RunDirectory.new_run_id(opts.profile, scenario_root))
     else:
-        run_dir = RunDirectory(scenario_root / RunDirectory.new_run_id(opts.profile))
+        run_dir = RunDirectory(scenario_root / RunDirectory.new_run_id(opts.profile, scenario_root))
     previous = run_dir.load_manifest()
     if previous and previous.get("scenario_digest") != scenario.digest():
         raise RuntimeError(

@@ -210,3 +210,39 @@ def test_snr_grids_that_cannot_round_trip_or_would_exhaust_memory_are_refused(wr
     with pytest.raises(ConfigError, match=words) as err:
         load_scenario(write_scenario(text))
     assert len(err.value.lines) == 1 and "snr" in err.value.lines[0]
+
+
+def test_damaged_run_files_are_reported_and_nothing_else_is_lost(write_scenario, tmp_path):
+    path = write_scenario()
+    first = _run(path, tmp_path, run_id="r", max_units=3)
+    first.run_dir.csv.write_bytes(b"")  # a 0-byte results.csv: its points run again
+    with pytest.warns(RuntimeWarning, match="unreadable results"):
+        again = _run(path, tmp_path, run_id="r", resume=True)
+    assert again.finished == 8 and len(read_results(again.run_dir.csv)) == 8
+    manifest = again.run_dir.manifest_path
+    manifest.write_text(manifest.read_text()[:50])  # truncated
+    with pytest.raises(RuntimeError, match="unreadable manifest") as err:
+        _run(path, tmp_path, run_id="r", resume=True)
+    assert "\n" not in str(err.value)
+    with pytest.warns(RuntimeWarning, match="unreadable manifest"):
+        fresh = _run(path, tmp_path, resume=True)  # the damaged run is named, a new one starts
+    assert fresh.run_dir.path.name != "r" and fresh.finished == 8
+
+
+def test_run_ids_of_the_same_second_do_not_collide(tmp_path):
+    from linksim.results import RunDirectory
+
+    first = RunDirectory.new_run_id("quick", tmp_path)
+    (tmp_path / first).mkdir()
+    second = RunDirectory.new_run_id("quick", tmp_path)
+    assert second != first and (second.startswith(first) or second.startswith("quick-"))
+
+
+def test_a_text_column_as_plot_metric_is_skipped_with_a_warning(write_scenario, tmp_path):
+    from linksim.plots import plot_run
+
+    path = write_scenario(SMALL_SCENARIO.replace("profiles:", "outputs: {plots: [{metric: channel}, {metric: ber}]}\nprofiles:"))
+    summary = _run(path, tmp_path, run_id="r")
+    with pytest.warns(RuntimeWarning, match=r"outputs.plots\[0\].metric: expected a numeric column"):
+        drawn = plot_run(summary.run_dir, load_scenario(path))
+    assert drawn and all("ber" in p.name for p in drawn)
