@@ -214,6 +214,16 @@ class VimcoOutput(NamedTuple):
     """[B], float, detached. ``L_hat = log (1/J) sum_j exp(log_weights_j)`` of each example."""
 
 
+def _num_samples(first: tuple[str, torch.Tensor], second: tuple[str, torch.Tensor], needs: str) -> int:
+    """J of two ``[J, B]`` tensors of per-sample terms (both that shape, J >= 2), else a ValueError."""
+    (a_name, a), (b_name, b) = first, second
+    if a.dim() != 2 or a.shape != b.shape:
+        raise ValueError(f"{a_name} and {b_name} must both be [J, B], found {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.shape[0] < 2:
+        raise ValueError(f"{needs} needs J >= 2 samples per example")
+    return a.shape[0]
+
+
 def vimco_surrogate(log_weights: torch.Tensor, log_probs: torch.Tensor) -> VimcoOutput:
     r"""VIMCO (Mnih & Rezende 2016): the multi-sample score-function estimator of a log-mean-exp bound.
 
@@ -244,12 +254,7 @@ def vimco_surrogate(log_weights: torch.Tensor, log_probs: torch.Tensor) -> Vimco
     >>> out = vimco_surrogate(-(v - 1.0).square().sum(-1), bernoulli_log_prob(v, logits=theta))
     >>> out.loss.backward()
     """
-    if log_weights.dim() != 2 or log_weights.shape != log_probs.shape:
-        raise ValueError(f"log_weights and log_probs must both be [J, B], found {tuple(log_weights.shape)} "
-                         f"and {tuple(log_probs.shape)}")
-    j = log_weights.shape[0]
-    if j < 2:
-        raise ValueError("VIMCO needs J >= 2 samples per example")
+    j = _num_samples(("log_weights", log_weights), ("log_probs", log_probs), "VIMCO")
     log_j = math.log(j)
     bound = torch.logsumexp(log_weights, dim=0) - log_j  # [B], pathwise gradient sum_j c_j grad log w_j
     lw = log_weights.detach()
@@ -286,12 +291,7 @@ def vimco_loo_surrogate(log_probs: torch.Tensor, losses: torch.Tensor) -> torch.
     >>> v = bernoulli_sample(torch.sigmoid(theta).expand(4, 16, 3))
     >>> vimco_loo_surrogate(bernoulli_log_prob(v, logits=theta), (v.sum(-1) - 2).square()).backward()
     """
-    if losses.dim() != 2 or losses.shape != log_probs.shape:
-        raise ValueError(f"log_probs and losses must both be [J, B], found {tuple(log_probs.shape)} "
-                         f"and {tuple(losses.shape)}")
-    j = losses.shape[0]
-    if j < 2:
-        raise ValueError("a leave-one-out baseline needs J >= 2 samples per example")
+    j = _num_samples(("log_probs", log_probs), ("losses", losses), "a leave-one-out baseline")
     l = losses.detach()
     baseline = (l.sum(0, keepdim=True) - l) / (j - 1)
     return _with_score(losses, l - baseline, log_probs).mean()
