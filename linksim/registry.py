@@ -36,6 +36,11 @@ class Entry:
     params: type[BaseModel]
     doc: str = ""
 
+    def build(self, params: dict[str, Any] | BaseModel | None = None) -> Any:
+        """The object, from raw ``params`` validated against :attr:`params` (or an instance of it)."""
+        validated = params if isinstance(params, self.params) else self.params.model_validate(params or {})
+        return self.factory(validated)
+
 
 @dataclass
 class _Registries:

@@ -83,7 +83,7 @@ def build_channel(spec: ChannelSpec, seed: int = 0) -> Channel:
     """Build a channel; what it draws at construction (e.g. OFDM pilot symbols) follows ``seed``."""
     entry = registry.channels()[spec.type]
     seed_everything(derived_seed(seed, "channel", spec.name))
-    return entry.factory(entry.params.model_validate(spec.params))
+    return entry.build(spec.params)
 
 
 def build_scheme(spec: SchemeSpec, seed: int = 0) -> Scheme:
@@ -91,7 +91,7 @@ def build_scheme(spec: SchemeSpec, seed: int = 0) -> Scheme:
     does not depend on which work units ran before it."""
     entry = registry.schemes()[spec.type]
     seed_everything(derived_seed(seed, "scheme", spec.name))
-    scheme = entry.factory(entry.params.model_validate(spec.params))
+    scheme = entry.build(spec.params)
     scheme.name = spec.name
     return scheme
 

@@ -298,9 +298,8 @@ BIT_CHANNELS = sorted(registry.bit_channels()) if hasattr(registry, "bit_channel
 
 
 def _bit_channel(kind: str, params: dict):
-    entry = registry.bit_channels()[kind]
     seed_everything(0)
-    return entry.factory(entry.params.model_validate(params))
+    return registry.bit_channels()[kind].build(params)
 
 
 def test_every_registered_bit_channel_has_an_example():

@@ -346,6 +346,4 @@ def build_bit_channel(type: str, params: dict[str, Any] | BaseModel | None = Non
     table = registry.bit_channels()
     if type not in table:
         raise ValueError(f"unknown bit channel {type!r}; known: {sorted(table)}")
-    entry = table[type]
-    validated = params if isinstance(params, entry.params) else entry.params.model_validate(params or {})
-    return entry.factory(validated)
+    return table[type].build(params)

@@ -154,9 +154,8 @@ class SchemeContext:
         if preset is None:
             return self.train_channel
         if preset not in self._channels:
-            kind, params = registry.channel_presets()[preset]
-            entry = registry.channels()[kind]
-            self._channels[preset] = entry.factory(entry.params.model_validate(params)).to(self.device)
+            spec = self.train_channel_spec_for(preset)
+            self._channels[preset] = registry.channels()[spec["type"]].build(spec["params"]).to(self.device)
         return self._channels[preset]
 
     def train_channel_spec_for(self, preset: str | None) -> dict:
