@@ -31,6 +31,11 @@ profiles:
 """
 
 
+def seeded(seed: int) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded with ``seed`` (reproducible draws inside one test)."""
+    return torch.Generator().manual_seed(seed)
+
+
 @pytest.fixture
 def write_scenario(tmp_path: Path):
     """Write YAML text (dedented) to ``tmp_path/<name>.yaml`` and return its path."""

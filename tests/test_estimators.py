@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy import stats
 
+from conftest import seeded
 from linksim.estimators import (
     bernoulli_log_prob,
     bernoulli_sample,
@@ -23,10 +24,6 @@ from linksim.estimators import (
 from linksim.stats import binomial_interval
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 def test_quantize_ste_rounds_and_passes_gradient_one():
     x = torch.tensor([-1.6, -0.4, 0.2, 0.5, 1.5, 2.7], requires_grad=True)
     y = quantize_ste(x)
@@ -36,11 +33,11 @@ def test_quantize_ste_rounds_and_passes_gradient_one():
 
 
 def test_straight_through_value_is_exactly_hard_gradient_is_soft():
-    soft = torch.rand(1000, generator=_gen(0)).requires_grad_(True)
+    soft = torch.rand(1000, generator=seeded(0)).requires_grad_(True)
     hard = (soft > 0.5).float()
     y = straight_through(hard, soft)
     assert torch.equal(y, hard)
-    w = torch.randn(1000, generator=_gen(1))
+    w = torch.randn(1000, generator=seeded(1))
     (w * y).sum().backward()
     assert torch.equal(soft.grad, w)
 
@@ -48,7 +45,7 @@ def test_straight_through_value_is_exactly_hard_gradient_is_soft():
 def test_gumbel_softmax_samples_follow_softmax_of_logits():
     logits = torch.tensor([1.0, 0.0, -0.5, 2.0, -3.0])
     n = 20000
-    y = gumbel_softmax_st(logits.expand(n, -1), temperature=1.5, generator=_gen(3))
+    y = gumbel_softmax_st(logits.expand(n, -1), temperature=1.5, generator=seeded(3))
     assert ((y == 0) | (y == 1)).all() and torch.equal(y.sum(-1), torch.ones(n))
     counts = y.sum(0)
     q = torch.softmax(logits, -1)
@@ -58,16 +55,16 @@ def test_gumbel_softmax_samples_follow_softmax_of_logits():
     chi2 = float(((counts - n * q) ** 2 / (n * q)).sum())
     assert stats.chi2.sf(chi2, len(q) - 1) > 1e-3
     # the forward law does not depend on the temperature: the same noise gives the same samples
-    assert torch.equal(gumbel_softmax_st(logits.expand(n, -1), temperature=0.3, generator=_gen(3)), y)
+    assert torch.equal(gumbel_softmax_st(logits.expand(n, -1), temperature=0.3, generator=seeded(3)), y)
 
 
 def test_gumbel_softmax_gradient_is_the_tempered_relaxation():
-    logits = torch.randn(64, 4, generator=_gen(4)).requires_grad_(True)
-    w = torch.randn(64, 4, generator=_gen(5))
-    (gumbel_softmax_st(logits, temperature=1.5, generator=_gen(6)) * w).sum().backward()
+    logits = torch.randn(64, 4, generator=seeded(4)).requires_grad_(True)
+    w = torch.randn(64, 4, generator=seeded(5))
+    (gumbel_softmax_st(logits, temperature=1.5, generator=seeded(6)) * w).sum().backward()
     grad_st = logits.grad.clone()
     logits.grad = None
-    g = sample_gumbel(logits.shape, generator=_gen(6))
+    g = sample_gumbel(logits.shape, generator=seeded(6))
     (torch.softmax((logits + g) / 1.5, -1) * w).sum().backward()
     assert grad_st.abs().sum() > 0
     torch.testing.assert_close(grad_st, logits.grad)
@@ -77,7 +74,7 @@ def test_gumbel_softmax_samples_reproducibly_from_a_generator_and_from_sionna_co
     from sionna.phy import config as sionna_config
 
     logits = torch.zeros(100, 8)
-    assert torch.equal(gumbel_softmax_st(logits, generator=_gen(9)), gumbel_softmax_st(logits, generator=_gen(9)))
+    assert torch.equal(gumbel_softmax_st(logits, generator=seeded(9)), gumbel_softmax_st(logits, generator=seeded(9)))
     sionna_config.seed = 12
     a = gumbel_softmax_st(logits)
     sionna_config.seed = 12
@@ -89,7 +86,7 @@ def test_gumbel_softmax_samples_reproducibly_from_a_generator_and_from_sionna_co
 def test_bernoulli_sample_and_log_prob():
     p = torch.tensor([0.02, 0.3, 0.9])
     n = 20000
-    bits = bernoulli_sample(p.expand(n, -1), _gen(7))
+    bits = bernoulli_sample(p.expand(n, -1), seeded(7))
     assert not bits.requires_grad and ((bits == 0) | (bits == 1)).all()
     for k in range(3):
         low, high = binomial_interval(float(bits[:, k].sum()), n, confidence=0.999)
@@ -137,7 +134,7 @@ def test_vimco_loo_and_reinforce_are_unbiased_for_an_expected_loss():
 
     r, j = 40000, 4
     theta_r, eta_r = _replicated(THETA, r), _replicated(eta, r)
-    v = bernoulli_sample(torch.sigmoid(theta_r).expand(j, r, 2), _gen(11))  # [J, R, 2]
+    v = bernoulli_sample(torch.sigmoid(theta_r).expand(j, r, 2), seeded(11))  # [J, R, 2]
     vimco_loo_surrogate(bernoulli_log_prob(v, logits=theta_r), _loss(v, eta_r)).backward()
     _assert_unbiased(theta_r.grad * r, exact_theta)
     _assert_unbiased(eta_r.grad * r, exact_eta)
@@ -172,7 +169,7 @@ def test_vimco_is_unbiased_for_the_multi_sample_bound_with_and_without_a_pathwis
 
     r = 40000
     theta_r, eta_r = _replicated(THETA, r), _replicated(eta, r)
-    v = bernoulli_sample(torch.sigmoid(theta_r).expand(j, r, 2), _gen(13))  # [J, R, 2]
+    v = bernoulli_sample(torch.sigmoid(theta_r).expand(j, r, 2), seeded(13))  # [J, R, 2]
     out = vimco_surrogate(_log_weight(v, eta_r), bernoulli_log_prob(v, logits=theta_r))
     (out.loss * r).backward()
     _assert_unbiased(-theta_r.grad, exact_theta)  # stage 1: score term + pathwise decoder term
@@ -188,7 +185,7 @@ def test_vimco_is_unbiased_for_the_multi_sample_bound_with_and_without_a_pathwis
 
 
 def test_vimco_learning_signal_matches_the_mnih_rezende_formula():
-    lw = torch.randn(5, 3, generator=_gen(17))
+    lw = torch.randn(5, 3, generator=seeded(17))
     lp = torch.zeros(5, 3, requires_grad=True)
     vimco_surrogate(lw, lp).loss.backward()
     w = lw.double().exp()

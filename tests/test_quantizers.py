@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import seeded
 from linksim.link.huffman import float_to_symbols
 from linksim.quantizers import (
     LearnedQuantizer,
@@ -19,10 +20,6 @@ from linksim.quantizers import (
     float16_roundtrip,
     int_to_bits,
 )
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 @pytest.mark.parametrize("bits", [1, 2, 4, 6])
@@ -42,7 +39,7 @@ def test_uniform_error_is_at_most_half_a_step_inside_and_clips_outside(bits):
 
 
 def test_uniform_forward_has_a_straight_through_gradient():
-    x = torch.randn(50, generator=_gen(0)).requires_grad_(True)
+    x = torch.randn(50, generator=seeded(0)).requires_grad_(True)
     UniformQuantizer(3, -1.0, 1.0)(x).sum().backward()
     assert torch.equal(x.grad, torch.ones_like(x))
 
@@ -65,13 +62,13 @@ def test_uniform_bits_round_trip_and_every_pattern_dequantises_finite(bits):
 
 
 def test_int_bits_helpers_and_fit_range():
-    v = torch.randint(0, 1 << 12, (7, 5), generator=_gen(1))
+    v = torch.randint(0, 1 << 12, (7, 5), generator=seeded(1))
     assert torch.equal(bits_to_int(int_to_bits(v, 12)), v)
     x = torch.tensor([0.5, -2.0, 3.0, float("nan"), 1.0])
     assert fit_range(x) == (-2.0, 3.0)
     q = UniformQuantizer.fit(x, 4)
     assert (q.low, q.high, q.bits) == (-2.0, 3.0, 4)
-    lo, hi = fit_range(torch.randn(100000, generator=_gen(2)), coverage=0.95)
+    lo, hi = fit_range(torch.randn(100000, generator=seeded(2)), coverage=0.95)
     assert lo == pytest.approx(-1.96, abs=0.05) and hi == pytest.approx(1.96, abs=0.05)
     assert fit_range(torch.ones(3)) == (1.0, 2.0)
     with pytest.raises(ValueError):
@@ -81,7 +78,7 @@ def test_int_bits_helpers_and_fit_range():
 
 
 def test_float16_round_trip_bits_and_corrupted_patterns():
-    x = torch.cat([torch.randn(1000, generator=_gen(3)) * 100, torch.tensor([0.0, 1e-8, 7e4, -1e6, 65504.0])])
+    x = torch.cat([torch.randn(1000, generator=seeded(3)) * 100, torch.tensor([0.0, 1e-8, 7e4, -1e6, 65504.0])])
     y = float16_roundtrip(x)
     torch.testing.assert_close(y, x.clamp(-65504, 65504).half().float())
     b = float16_bits(x)
@@ -101,14 +98,14 @@ def test_float16_round_trip_bits_and_corrupted_patterns():
 
 def _train(q: LearnedQuantizer, steps: int = 600, lr: float = 2e-2) -> float:
     opt = torch.optim.Adam(q.parameters(), lr=lr)
-    g = _gen(4)
+    g = seeded(4)
     for _ in range(steps):
         x = torch.randn(1024, generator=g)
         loss = (q(x) - x).square().mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
-    xt = torch.randn(50000, generator=_gen(5))
+    xt = torch.randn(50000, generator=seeded(5))
     with torch.no_grad():
         return float((q(xt) - xt).square().mean())
 
@@ -129,7 +126,7 @@ def test_learned_quantizer_starts_as_a_uniform_quantizer_of_bits_plus_one_levels
 
 def test_learned_quantizer_trains_on_mse_to_the_uniform_error_at_one_bit():
     q = LearnedQuantizer(1)
-    xt = torch.randn(50000, generator=_gen(5))
+    xt = torch.randn(50000, generator=seeded(5))
     best_uniform = min(_uniform_mse(1, xt, a / 100) for a in range(40, 200, 2))  # ~0.363 (+-0.8, Lloyd-Max)
     mse = _train(q)
     assert mse <= 1.02 * best_uniform
@@ -140,7 +137,7 @@ def test_learned_quantizer_trains_on_mse_to_the_uniform_error_at_one_bit():
 @pytest.mark.parametrize("init_range", [(-1.0, 1.0), (-3.0, 3.0), (-0.5, 0.5)])
 def test_learned_quantizer_at_two_bits_reaches_its_three_cell_optimum_and_beats_a_min_max_range(init_range):
     q = LearnedQuantizer(2, init_range)
-    xt = torch.randn(50000, generator=_gen(5))
+    xt = torch.randn(50000, generator=seeded(5))
     mse = _train(q)
     # a one-layer sigmoid quantiser has at most bits + 1 cells: the 3-level Lloyd-Max MSE of N(0,1) is 0.1902
     assert mse <= 0.1902 * 1.03
