@@ -262,12 +262,14 @@ def _draw_examples(scenario: Scenario, specs, schemes, channels, context, manife
 
 def _prepared(name: str, scenario: Scenario, specs: dict[str, SchemeSpec], schemes: dict[str, Scheme],
               context: SchemeContext, manifest: dict) -> Scheme:
-    """The scheme ``name``, built and prepared once per run (also when another scheme asks for it)."""
+    """The scheme ``name``, built, its own stop keys checked against its primary, and prepared, once per
+    run (also when another scheme asks for it)."""
     if name not in specs:
         raise ValueError(f"scheme {name!r} was asked for (warm start?) but the scenario has no scheme of that name")
     if name not in schemes:
         t0 = time.perf_counter()
         scheme = build_scheme(specs[name], scenario.seed)
+        check_stop_keys(scenario, specs[name], scheme, manifest.get("scenario_file"))  # before any training
         scheme.prepare(context)
         schemes[name] = scheme
         manifest.setdefault("schemes", {})[name] = {**scheme.describe(),
@@ -299,7 +301,6 @@ def _run_one(scenario, specs, schemes, channels, context, unit: WorkUnit, stop, 
              manifest: dict) -> dict:
     """Build (once) and prepare the unit's scheme, simulate the unit, record its seed and wall time."""
     _prepared(unit.scheme, scenario, specs, schemes, context, manifest)
-    check_stop_keys(scenario, specs[unit.scheme], schemes[unit.scheme], manifest.get("scenario_file"))
     seed = unit_seed(scenario.seed, unit)
     bar = tqdm(total=stop.max_samples, desc=str(unit), unit="item", disable=not progress_bar, leave=False)
 
