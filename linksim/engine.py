@@ -99,16 +99,17 @@ def _progress_status(counters: dict[str, float], primary: Rate | Mean, stop: Sto
     return {"errors": counters[primary.numerator]}
 
 
-def _precise_enough(counters: dict[str, float], primary: Rate | Mean, stop: StopRule, batches: int) -> bool:
-    """Whether the primary is known well enough to stop: ``target_errors`` for a rate, ``target_half_width``
-    for a mean (from the second batch on); neither before ``min_samples`` items."""
-    if stop.min_samples is not None and counters["samples"] < stop.min_samples:
+def _precise_enough(status: dict[str, float], samples: int, stop: StopRule, batches: int) -> bool:
+    """Whether the primary is known well enough to stop, from its :func:`_progress_status`:
+    ``target_errors`` for a rate, ``target_half_width`` for a mean (from the second batch on);
+    neither before ``min_samples`` items."""
+    if stop.min_samples is not None and samples < stop.min_samples:
         return False
-    if isinstance(primary, Mean):
+    if "half_width" in status:
         if stop.target_half_width is None or batches < 2:
             return False
-        return half_width(counters, primary, stop.confidence) <= stop.target_half_width  # NaN: False
-    return counters[primary.numerator] >= stop.target_errors
+        return status["half_width"] <= stop.target_half_width  # NaN: False
+    return status["errors"] >= stop.target_errors
 
 
 @torch.no_grad()
@@ -153,10 +154,11 @@ def run_unit(
         no = no_point.repeat(batch)
         counters.update(scheme.simulate(batch, no, channel))
         batches += 1
+        status = _progress_status(counters, primary, stop)  # once per batch: the interval costs a t quantile
         if progress is not None:
-            progress(batch, _progress_status(counters, primary, stop))
+            progress(batch, status)
         if (
-            _precise_enough(counters, primary, stop, batches)
+            _precise_enough(status, counters["samples"], stop, batches)
             or counters["samples"] >= stop.max_samples
             or (stop.max_time_s is not None and time.perf_counter() - start >= stop.max_time_s)
         ):
