@@ -94,6 +94,7 @@ def half_width(counters: dict[str, float], mean: Mean, confidence: float) -> flo
 
 
 def _progress_status(counters: dict[str, float], primary: Rate | Mean, stop: StopRule) -> dict[str, float]:
+    """Where the primary stands: ``{"errors": n}`` for a rate, ``{"half_width": h}`` for a mean."""
     if isinstance(primary, Mean):
         return {"half_width": half_width(counters, primary, stop.confidence)}
     return {"errors": counters[primary.numerator]}

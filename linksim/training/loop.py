@@ -51,10 +51,7 @@ def make_optimizer(model: nn.Module, params: TrainParams, capturable: bool = Fal
             continue
         scale = next((f for prefix, f in params.lr_scale.items() if name.startswith(prefix)), 1.0)
         groups.setdefault(scale, []).append(p)
-    if len(groups) == 1 and 1.0 in groups:
-        param_groups = [{"params": groups[1.0], "lr_scale": 1.0}]
-    else:
-        param_groups = [{"params": ps, "lr_scale": f} for f, ps in groups.items()]
+    param_groups = [{"params": ps, "lr_scale": f} for f, ps in groups.items()]
     wd = params.weight_decay
     if params.optimizer == "sgd":
         return torch.optim.SGD(param_groups, lr=params.lr, momentum=params.momentum, weight_decay=wd)
