@@ -47,15 +47,17 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
-    "ImageCodec",
-    "JpegCodec",
-    "HevcIntraCodec",
-    "HevcBitCount",
-    "encode_to_budget",
-    "encode_batch_to_budget",
     "BPG_FIXED_HEADER_BYTES",
     "BPG_HEVC_HEADER_BYTES",
     "START_CODE_BYTES",
+    "HevcBitCount",
+    "HevcIntraCodec",
+    "ImageCodec",
+    "JpegCodec",
+    "encode_batch_to_budget",
+    "encode_to_budget",
+    "jpeg_join",
+    "jpeg_split",
 ]
 
 # --- BPG header model (see the BPG specification by F. Bellard, section 3.1) -------------------
@@ -223,6 +225,29 @@ def _jpeg_abbreviated(data: bytes) -> bytes:
             out.append(segment)
         off += 2 + length
     raise ValueError("malformed JPEG: no SOS segment")
+
+
+def jpeg_split(data: bytes) -> tuple[bytes, bytes]:
+    """A baseline JPEG file -> ``(header, payload)``: the header is everything up to the end of the
+    (first) SOS segment, the payload the entropy-coded data between it and the final EOI marker
+    (``FF D9``, dropped). Seed004 sends only the payload and gives the receiver the header
+    error-free; :func:`jpeg_join` puts the file back together."""
+    if data[:2] != b"\xff\xd8" or data[-2:] != b"\xff\xd9":
+        raise ValueError("not a complete JPEG file (no SOI or no final EOI)")
+    off = 2
+    while off + 4 <= len(data):
+        if data[off] != 0xFF:
+            raise ValueError(f"malformed JPEG: no marker at offset {off}")
+        end = off + 2 + int.from_bytes(data[off + 2 : off + 4], "big")
+        if data[off + 1] == 0xDA:
+            return data[:end], data[end:-2]
+        off = end
+    raise ValueError("malformed JPEG: no SOS segment")
+
+
+def jpeg_join(header: bytes, payload: bytes) -> bytes:
+    """The inverse of :func:`jpeg_split`: ``header + payload + EOI``."""
+    return bytes(header) + bytes(payload) + b"\xff\xd9"
 
 
 @dataclass(frozen=True)
