@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from linksim.schemes.base import Statistic
 
 __all__ = ["psnr", "ssim", "mse", "mse_from_psnr", "quality_counters", "image_quality_counters",
-           "image_quality_rates", "PSNR_CAP_DB"]
+           "image_quality_rates", "PSNR_CAP_DB", "psnr_per_channel", "occupancy_counters", "occupancy_entropy_bits"]
 
 #: PSNR reported for identical images (and the ceiling for all values) unless ``cap_db=None``.
 PSNR_CAP_DB = 100.0
@@ -76,6 +76,19 @@ def psnr(x, y, max_val: float = 255.0, layout: Layout = "NHWC", cap_db: float | 
     if cap_db is not None:
         values = values.clamp(max=cap_db)
     return _out(values, is_torch)
+
+
+def psnr_per_channel(x, y, max_val: float = 1.0, layout: Layout = "NHWC", cap_db: float | None = PSNR_CAP_DB):
+    """PSNR per image as the JCM code computes it: ``10 log10(max_val^2 / MSE)`` of each colour channel on
+    its own, then the mean over the channels (in dB). Not clipped or rounded here: pass the reconstruction
+    as the decoder gives it. Never below :func:`psnr` of the same images (Jensen's inequality); equal for
+    one channel. Values capped at ``cap_db`` as :func:`psnr`.
+    """
+    tx, ty, is_torch, _ = _as_nchw(x, y, layout)
+    values = 10.0 * torch.log10(max_val**2 / (tx - ty).square().flatten(2).mean(dim=2))
+    if cap_db is not None:
+        values = values.clamp(max=cap_db)
+    return _out(values.mean(dim=1), is_torch)
 
 
 def _mse(tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
@@ -238,3 +251,26 @@ def ssim(
         smap = num / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
         values[s : s + _SSIM_CHUNK] = smap.flatten(2).mean(dim=2).mean(dim=1)
     return _out(values, is_torch)
+
+
+def occupancy_counters(indices: torch.Tensor, num_points: int, prefix: str = "occupancy_") -> dict[str, int]:
+    """How often each of ``num_points`` constellation points was sent: additive counters
+    ``<prefix><i>`` (int), one per point ``i`` (zeros included, so that every batch has the same keys).
+
+    :input indices: [...], integer tensor of point indices in ``[0, num_points)``.
+    """
+    counts = torch.bincount(indices.reshape(-1).long(), minlength=num_points)
+    if len(counts) > num_points:
+        raise ValueError(f"point index {len(counts) - 1} out of range for {num_points} points")
+    return {f"{prefix}{i}": int(c) for i, c in enumerate(counts.tolist())}
+
+
+def occupancy_entropy_bits(counters: Mapping[str, float], prefix: str = "occupancy_") -> float:
+    """Entropy in bits per symbol of the empirical point distribution of :func:`occupancy_counters`
+    (``log2 M`` for uniform use of ``M`` points; NaN without counts)."""
+    counts = np.array([v for k, v in counters.items() if k.startswith(prefix)], dtype=np.float64)
+    total = counts.sum()
+    if not total:
+        return math.nan
+    p = counts[counts > 0] / total
+    return float(-(p * np.log2(p)).sum())

@@ -3,7 +3,9 @@
 from .analog_ae import AnalogFeatureAE
 from .central import CentralClassifier
 from .deepjscc import DeepJSCC
-from .parameters import conv_kernels, count_parameters
+from .jcm import JCM, jcm_complexity
+from .parameters import conv_kernels, count_macs, count_parameters
 from .sinfony import Sinfony
 
-__all__ = ["AnalogFeatureAE", "CentralClassifier", "DeepJSCC", "Sinfony", "conv_kernels", "count_parameters"]
+__all__ = ["AnalogFeatureAE", "CentralClassifier", "DeepJSCC", "Sinfony", "conv_kernels", "count_parameters",
+           "JCM", "count_macs", "jcm_complexity"]
