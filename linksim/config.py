@@ -215,7 +215,8 @@ class PlotSpec(_Strict):
 
     ``schemes``: the curves to draw (scheme names, default all), e.g. one figure per figure of a
     paper, and ``channels`` the channels to draw them on (default all); ``name`` then prefixes the
-    file (``<name>_<metric>_vs_<x>``) and ``title`` heads the plot.
+    file (``<name>_<metric>_vs_<x>``) and ``title`` heads the plot. ``band``: two columns
+    ``[low, high]`` shaded around each curve that has them (e.g. the spread over repeated draws).
     """
 
     metric: str
@@ -225,6 +226,7 @@ class PlotSpec(_Strict):
     channels: list[str] | None = None
     name: str | None = Field(None, pattern=_NAME)
     title: str | None = None
+    band: tuple[str, str] | None = None
 
 
 class ExamplesSpec(_Strict):

@@ -1,4 +1,5 @@
-"""Gradient estimators for discrete samples: straight-through, Gumbel-softmax, REINFORCE, VIMCO."""
+"""Gradient estimators for samples: straight-through, Gumbel-softmax, REINFORCE, VIMCO, and the Gaussian
+reparameterisation."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from sionna.phy.utils import rand
+from sionna.phy.utils import normal, rand
 
 __all__ = [
     "quantize_ste",
@@ -20,6 +21,7 @@ __all__ = [
     "vimco_surrogate",
     "VimcoOutput",
     "vimco_loo_surrogate",
+    "gaussian_reparameterize",
 ]
 
 # Randomness: every sampler here draws through ``sionna.phy.utils.rand``. With ``generator=None`` that is
@@ -295,3 +297,17 @@ def vimco_loo_surrogate(log_probs: torch.Tensor, losses: torch.Tensor) -> torch.
     l = losses.detach()
     baseline = (l.sum(0, keepdim=True) - l) / (j - 1)
     return _with_score(losses, l - baseline, log_probs).mean()
+
+
+def gaussian_reparameterize(mean: torch.Tensor, log_var: torch.Tensor,
+                            generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""A sample of :math:`\mathcal N(\mu, \sigma^2)` as ``mean + exp(log_var / 2) * eps``,
+    ``eps ~ N(0, 1)`` i.i.d., differentiable in both arguments (Kingma & Welling 2014).
+
+    :input mean: [...], float32.
+    :input log_var: [...] (broadcastable to ``mean``), float32, the natural log of the variance.
+    :param generator: ``torch.Generator`` on ``mean.device``, or ``None`` for Sionna's generator.
+    :output: ``mean``'s shape and dtype.
+    """
+    eps = normal(tuple(mean.shape), dtype=mean.dtype, device=mean.device, generator=generator)
+    return mean + torch.exp(0.5 * log_var) * eps

@@ -68,9 +68,10 @@ def _x_label(runs: list[RunData], x: str) -> str:
 
 def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool | None = None,
                 schemes: list[str] | None = None, title: str | None = None,
-                channels: list[str] | None = None) -> plt.Figure:
+                channels: list[str] | None = None, band: tuple[str, str] | None = None) -> plt.Figure:
     """One figure of ``metric`` against ``x`` with every (run, scheme, channel) as a curve (only the
-    schemes named in ``schemes`` and the channels named in ``channels``, if given)."""
+    schemes named in ``schemes`` and the channels named in ``channels``, if given), the columns
+    ``band = (low, high)`` shaded around the curves that have values there."""
     for column, keep in (("scheme", schemes), ("channel", channels)):
         if keep is not None:
             runs = [RunData(run.df[run.df[column].isin(keep)], run.manifest, run.name) for run in runs]
@@ -102,6 +103,9 @@ def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool
                 ax.errorbar(xs, y, yerr=np.clip(np.nan_to_num(yerr), 0, None), capsize=2, label=label, **fmt)
             else:
                 ax.plot(xs, y, label=label, **fmt)
+            if band is not None and all(c in g for c in band) and g[band[0]].notna().any():
+                ax.fill_between(xs, g[band[0]].to_numpy(float), g[band[1]].to_numpy(float), color=fmt["color"],
+                                alpha=0.15, lw=0)
             if f"{metric}_theory" in g and g[f"{metric}_theory"].notna().any():
                 ax.plot(xs, g[f"{metric}_theory"], ls=(0, (1, 1)), color="k", lw=1, label=f"{label} (theory)")
             if "shannon_esno_db" in g and g["shannon_esno_db"].notna().any():
@@ -154,6 +158,6 @@ def plot_run(run_dir, scenario) -> list[Path]:
                           stacklevel=2)
             continue
         stem = f"{p.name}_{p.metric}_vs_{p.x}" if p.name else f"{p.metric}_vs_{p.x}"
-        out += _save(plot_metric([run], p.metric, p.x, p.log_y, p.schemes, p.title, p.channels), run_dir.plots / stem,
-                     scenario.outputs.formats)
+        fig = plot_metric([run], p.metric, p.x, p.log_y, p.schemes, p.title, p.channels, p.band)
+        out += _save(fig, run_dir.plots / stem, scenario.outputs.formats)
     return out

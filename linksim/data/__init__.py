@@ -51,3 +51,4 @@ for _name, _loader in {**DATASETS, **SYNTHETIC}.items():
     register_dataset(_name, _loader)
 # any local image tree; also takes size= (data.image_size), which callers pass only when set
 register_dataset("image-folder", image_folder_dataset)
+register_dataset("mini-imagenet", load_mini_imagenet)  # a local copy only (size= default 256)

@@ -76,6 +76,18 @@ class ImageDataset:
         idx = sample_indices(len(self), n, seed)
         return dataclasses.replace(self, images=self.images[idx], labels=self.labels[idx])
 
+    def sample_per_class(self, n: int, seed: int = 0) -> ImageDataset:
+        """``n`` images of every class (all of a class that has fewer), drawn without replacement by a
+        seeded permutation per class, in their original order."""
+        if n < 1:
+            raise ValueError(f"per-class sample size must be >= 1 (found {n}) for {self.name}")
+        picks = []
+        for label in range(len(self.classes)):
+            members = torch.nonzero(self.labels == label).flatten()
+            picks.append(members[sample_indices(len(members), min(n, len(members)), seed + label)])
+        idx = torch.cat(picks).sort().values
+        return dataclasses.replace(self, images=self.images[idx], labels=self.labels[idx])
+
 
 def sample_indices(total: int, n: int, seed: int = 0) -> torch.Tensor:
     """Sorted int64 indices of ``n`` of ``total`` items, drawn without replacement with ``seed``."""

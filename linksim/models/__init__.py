@@ -6,6 +6,7 @@ from .deepjscc import DeepJSCC
 from .jcm import JCM, jcm_complexity
 from .parameters import conv_kernels, count_macs, count_parameters
 from .sinfony import Sinfony
+from .vscc import VSCCAutoencoder
 
 __all__ = ["AnalogFeatureAE", "CentralClassifier", "DeepJSCC", "Sinfony", "conv_kernels", "count_parameters",
-           "JCM", "count_macs", "jcm_complexity"]
+           "VSCCAutoencoder", "JCM", "count_macs", "jcm_complexity"]

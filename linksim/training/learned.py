@@ -54,6 +54,7 @@ def fit_or_load(
     step: StepFn,
     data: Callable[[], tuple[torch.Tensor, torch.Tensor]],
     l2_tensors: Sequence[torch.Tensor] = (),
+    finish: Callable[[], None] | None = None,
 ) -> TrainedWeights:
     """Load ``model``'s trained weights from the cache, or train and cache them.
 
@@ -67,6 +68,8 @@ def fit_or_load(
     :param step: the training step (:data:`~linksim.training.loop.StepFn`).
     :param data: loads ``(inputs, targets)`` on the model's device; called only when training.
     :param l2_tensors: the tensors ``params.conv_l2`` applies to.
+    :param finish: called after training, before the weights are stored: what is computed from the
+        trained model and kept with it (a buffer of statistics over the training set).
     """
     recipe = params.model_dump(mode="json")
     warm_key, warm_state = None, None
@@ -89,8 +92,11 @@ def fit_or_load(
         if warm_state is not None and not checkpoint.is_file():
             load_matching(model, warm_state)
         inputs, targets = data()
-        return train(model, step, inputs, targets, params, seed=context.seed, l2_tensors=l2_tensors,
-                     checkpoint=checkpoint, progress=report, cuda_graph=context.cuda_graphs)
+        history = train(model, step, inputs, targets, params, seed=context.seed, l2_tensors=l2_tensors,
+                        checkpoint=checkpoint, progress=report, cuda_graph=context.cuda_graphs)
+        if finish is not None:
+            finish()
+        return history
 
     history, key, reused = load_or_train(model, full, fit, context.cache_dir)
     context.log_training(name or key, history)
