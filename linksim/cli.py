@@ -28,13 +28,16 @@ def _cmd_validate(args) -> int:
 
 
 def _summary(csv: Path) -> str:
+    import pandas as pd
+
     from linksim.results import read_results
 
     df = read_results(csv)
     if "primary" in df.columns:  # schemes whose primary is a mean: its value and interval as well
-        for part in ("", "_ci_low", "_ci_high"):
-            df[f"value{part}"] = [row.get(f"{p}{part}") if isinstance(p, str) else None
-                                  for p, (_, row) in zip(df["primary"], df.iterrows(), strict=True)]
+        values = {f"value{part}": [row.get(f"{p}{part}") if isinstance(p, str) else None
+                                   for p, (_, row) in zip(df["primary"], df.iterrows(), strict=True)]
+                  for part in ("", "_ci_low", "_ci_high")}
+        df = pd.concat([df, pd.DataFrame(values, index=df.index)], axis=1)  # one insert: no fragmentation
     cols = [c for c in ("scheme", "channel", "snr_db", "esno_db", "snr_norm_db", "samples", "errors", "error_rate",
                         "ci_low", "ci_high", "primary", "value", "value_ci_low", "value_ci_high")
             if c in df.columns and df[c].notna().any()]
