@@ -305,7 +305,7 @@ def test_data_params_image_size(tmp_path, monkeypatch):
     assert _msg(e).startswith("Value error, data.path: image-folder needs")
     with pytest.raises(pydantic.ValidationError) as e:
         DataParams(name="mnist", image_size=16)
-    assert _msg(e).startswith("Value error, data.image_size: only image-folder is resized")
+    assert _msg(e).startswith("Value error, data.image_size: only image-folder, mini-imagenet are resized")
     with pytest.raises(pydantic.ValidationError, match="image_size"):
         DataParams(name="image-folder", path=str(base), image_size=0)
 

@@ -596,3 +596,37 @@ def test_a_default_val_metric_without_validation_is_refused_too():
     with pytest.raises(ValidationError, match="schedule: metric val_loss needs a validation split"):
         PlateauRecipe()
     assert PlateauRecipe(validation=0.1).schedule.type == "plateau"
+
+
+def test_two_trainers_of_one_key_train_it_once(tmp_path):
+    """A second process (here a thread with its own lock handle) that needs an entry being trained
+    waits for it and loads the stored weights instead of training a copy into the same checkpoint."""
+    import threading
+    import time
+
+    calls, results = [], {}
+    started = threading.Event()
+
+    def fit(_checkpoint):
+        calls.append(1)
+        started.set()
+        time.sleep(0.3)  # the other trainer arrives meanwhile
+        return [{"epoch": 1, "loss": 0.5}]
+
+    def worker(name):
+        model = nn.Linear(2, 2)
+        if name == "first":
+            with torch.no_grad():
+                model.weight.fill_(3.0)
+        results[name] = (load_or_train(model, {"lock": 1}, fit, tmp_path), model.weight.detach().clone())
+
+    first = threading.Thread(target=worker, args=("first",))
+    first.start()
+    started.wait(5)
+    second = threading.Thread(target=worker, args=("second",))
+    second.start()
+    first.join(10)
+    second.join(10)
+    assert len(calls) == 1
+    assert results["first"][0][2] is False and results["second"][0][2] is True  # trained, then reused
+    assert torch.equal(results["second"][1], torch.full((2, 2), 3.0))

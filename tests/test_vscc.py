@@ -201,8 +201,10 @@ def test_mini_imagenet_entry_in_the_standard_layout(tmp_path, monkeypatch):
     assert data.image_shape == (3, 16, 16)
     assert DataParams(name="mini-imagenet").image_shape == (3, 256, 256)  # the paper's crops by default
     ctx = SchemeContext()
-    train = data.training_set(ctx)
+    with pytest.warns(RuntimeWarning, match="64"):  # a 2-class copy is not the standard split
+        train = data.training_set(ctx)
     assert train.images.shape == (4, 3, 16, 16) and sorted(train.labels.tolist()) == [0, 0, 1, 1]
-    assert len(data.evaluation_set(ctx)) == 2
+    with pytest.warns(RuntimeWarning, match="20"):
+        assert len(data.evaluation_set(ctx)) == 2
     with pytest.raises(ValidationError, match="image_size"):
         DataParams(name="cifar10", image_size=16)

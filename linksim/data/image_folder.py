@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,6 +29,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 RESAMPLE = Image.Resampling.BICUBIC
 """Filter of the ``size`` resize (the spec leaves it open; bicubic, as torchvision's ImageNet recipes)."""
 MINI_IMAGENET_SIZE = 256
+MINI_IMAGENET_CLASSES = {"train": 64, "val": 16, "test": 20}
+"""Classes per split of the Ravi & Larochelle lists."""
 _GRAY_MODES = ("1", "L", "LA")
 _MODES = ("RGB", "L")
 _CACHE_FAILURES = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
@@ -169,6 +172,8 @@ def load_mini_imagenet(split: str, path: str | os.PathLike[str] | None = None,
         root: cache directory override.
         size: square output side.
 
+    A split whose class count differs from :data:`MINI_IMAGENET_CLASSES` loads with a warning.
+
     Raises:
         DataUnavailableError: no copy at ``path`` (or ``<path>/<split>`` is missing).
     """
@@ -178,8 +183,13 @@ def load_mini_imagenet(split: str, path: str | os.PathLike[str] | None = None,
     if not (copy.is_file() or (copy / split).is_dir()):
         missing = copy if not copy.exists() else copy / split
         raise DataUnavailableError("Mini-ImageNet", [(f"local copy {copy}", f"{missing} does not exist")], hint)
-    return dataclasses.replace(load_image_folder(copy, split, root=root, size=size, mode="RGB"),
-                               name="mini-imagenet")
+    ds = load_image_folder(copy, split, root=root, size=size, mode="RGB")
+    expected = MINI_IMAGENET_CLASSES.get(split)
+    if expected is not None and len(ds.classes) != expected:
+        warnings.warn(f"Mini-ImageNet {copy}/{split}: {len(ds.classes)} class folders, the Ravi-Larochelle "
+                      f"split has {expected}; results are not comparable with the paper's", RuntimeWarning,
+                      stacklevel=2)
+    return dataclasses.replace(ds, name="mini-imagenet")
 
 
 def _fits(ds: ImageDataset, size: int | None, mode: str | None) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -55,13 +56,38 @@ def load_or_train(
     The entry's metadata holds the sha256 of its weights file (and the torch thread count it was
     trained with: training is bit-reproducible only at the same count); an entry that cannot be
     read, or whose weights no longer match their digest (a flipped bit), is reported and trained
-    again. Entries written before digests existed load without the check.
+    again. Entries written before digests existed load without the check. Two processes that need the
+    same entry (two runs sharing a cache) do not both train it: the second waits on ``<key>.lock``
+    until the first has stored the weights, then loads them.
 
     :param description: everything that determines the weights (hashed into the cache key).
     :output: (training history, cache key, whether the weights were reused).
     """
     cache = cache or model_cache_dir()
     key = cache_key(description)
+    cache.mkdir(parents=True, exist_ok=True)
+    with _exclusive(cache / f"{key}.lock"):  # one trainer per key; a second process waits, then loads
+        return _load_or_train_locked(model, description, fit, cache, key)
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path):
+    """Hold an exclusive advisory lock on ``path`` (POSIX ``flock``; where there is none, no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _load_or_train_locked(model: nn.Module, description: dict, fit: Callable[[Path], list[EpochLog]], cache: Path,
+                          key: str) -> tuple[list[EpochLog], str, bool]:
     weights, meta = cache / f"{key}.safetensors", cache / f"{key}.json"
     if weights.is_file() and meta.is_file():
         try:
@@ -74,8 +100,7 @@ def load_or_train(
         except Exception as err:  # noqa: BLE001 - any unreadable entry is rebuilt, never used
             warnings.warn(f"{weights}: unreadable cached weights ({type(err).__name__}: "
                           f"{str(err).splitlines()[0] if str(err) else ''}); training again", RuntimeWarning,
-                          stacklevel=2)
-    cache.mkdir(parents=True, exist_ok=True)
+                          stacklevel=3)
     checkpoint = cache / f"{key}.partial.pt"
     history = fit(checkpoint)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
