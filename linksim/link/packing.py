@@ -13,7 +13,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from linksim.data.params import DataParams
 from linksim.snr import LinkBudget
 
-__all__ = ["BandwidthRatio", "ImageBandwidthParams", "channel_uses_per_image", "real_to_complex", "complex_to_real", "parse_ratio", "real_uses_budget"]
+__all__ = ["BandwidthRatio", "ImageBandwidthParams", "channel_uses_per_image", "real_to_complex", "complex_to_real",
+           "parse_ratio", "real_uses_budget", "reals_through"]
 
 
 def real_to_complex(x: torch.Tensor) -> torch.Tensor:
@@ -46,6 +47,19 @@ def complex_to_real(y: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     *groups, n = shape
     pairs = torch.stack((y.real, y.imag), dim=-1).reshape(y.shape[0], *groups, -1) * math.sqrt(2.0)
     return pairs[..., :n]
+
+
+def reals_through(values: torch.Tensor, channel, no: torch.Tensor) -> torch.Tensor:
+    """Send real values through a complex ``channel``: each example's values packed in pairs by
+    :func:`real_to_complex` into one row of symbols, sent at noise variance ``no`` per complex symbol
+    (so ``no`` per real value at unit power), unpacked by :func:`complex_to_real`.
+
+    :input values: [B, ...], torch.float32 (any layout per example: a latent map, a vector).
+    :input no: [] or [B], torch.float32, linear.
+    :output: ``values``' shape, torch.float32 (equalised values where the channel has CSI).
+    """
+    y, _ = channel(real_to_complex(values.reshape(len(values), 1, -1)), no)
+    return complex_to_real(y, (1, values[0].numel())).reshape(values.shape)
 
 
 def real_uses_budget(channel, groups: int, n: int) -> LinkBudget:

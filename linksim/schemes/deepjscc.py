@@ -42,6 +42,7 @@ from linksim.link.packing import (
     complex_to_real,
     real_to_complex,
     real_uses_budget,
+    reals_through,
 )
 from linksim.metrics import image_quality_counters, image_quality_rates
 from linksim.models import DeepJSCC, count_parameters
@@ -120,11 +121,6 @@ class DeepJSCCScheme(Scheme):
     def budget(self, channel: Channel) -> LinkBudget:
         return real_uses_budget(channel, 1, math.prod(self._latent))
 
-    def _through(self, z: torch.Tensor, channel: Channel, no: torch.Tensor) -> torch.Tensor:
-        """Reals ``[B, c, h, w]`` -> one row of complex symbols per image -> ``channel`` -> reals."""
-        y, _ = channel(real_to_complex(z.reshape(len(z), 1, -1)), no)
-        return complex_to_real(y, (1, z[0].numel())).reshape(z.shape)
-
     # ------------------------------------------------------------------ training
     def prepare(self, context: SchemeContext) -> None:
         p = self.params
@@ -134,7 +130,7 @@ class DeepJSCCScheme(Scheme):
 
         def step(images, _labels, rng):
             no = training_no(p.train.snr_db, len(images), rng, images.device)
-            out = self.model(images, None if no is None else lambda z: self._through(z, channel, no))
+            out = self.model(images, None if no is None else lambda z: reals_through(z, channel, no))
             mse = (out - images).square().flatten(1).mean(dim=1)
             return mse.mean(), {"psnr_db": -10.0 * torch.log10(mse.detach().clamp_min(1e-10)), "mse": mse.detach()}
 

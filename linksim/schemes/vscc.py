@@ -59,7 +59,7 @@ from linksim.channels.base import Channel
 from linksim.data import DataParams
 from linksim.estimators import gaussian_reparameterize
 from linksim.layers import PowerNormalization, inference_chunk, preferred_memory_format
-from linksim.link.packing import complex_to_real, real_to_complex, real_uses_budget
+from linksim.link.packing import real_uses_budget, reals_through
 from linksim.losses import gaussian_nll, vae_kl, vscc_kl
 from linksim.metrics import image_quality_rates, psnr, quality_counters, ssim
 from linksim.models import VSCCAutoencoder, count_parameters
@@ -248,12 +248,6 @@ class VSCCScheme(Scheme):
             return values
         return self._power(values.flatten(1)).reshape(values.shape)
 
-    @staticmethod
-    def _through(values: torch.Tensor, channel: Channel, no: torch.Tensor) -> torch.Tensor:
-        """Reals ``[B, c, h, w]`` -> complex symbols -> ``channel`` at ``no`` per symbol -> reals."""
-        y, _ = channel(real_to_complex(values.reshape(len(values), 1, -1)), no)
-        return complex_to_real(y, (1, values[0].numel())).reshape(values.shape)
-
     # ------------------------------------------------------------------ training
     def _loss(self, x: torch.Tensor, channel: Channel, no: torch.Tensor | None):
         """Per-example loss ``[B]`` and the reconstruction in [-1, 1] of a training batch ``x`` in [-1, 1]
@@ -263,7 +257,7 @@ class VSCCScheme(Scheme):
         noise_var = torch.zeros(len(x), device=x.device) if no is None else no
 
         def channel_fn(v):
-            return v if no is None else self._through(v, channel, no)
+            return v if no is None else reals_through(v, channel, no)
 
         if p.method == "ae":
             out = m.decode(channel_fn(self._transmit(mu)))
@@ -363,7 +357,7 @@ class VSCCScheme(Scheme):
         for start in range(0, draws, chunk):
             n = min(chunk, draws - start)
             tiled, tiled_no = sent.repeat(n, 1, 1, 1), no_rows.repeat(n)
-            received = self._through(tiled, channel, tiled_no)
+            received = reals_through(tiled, channel, tiled_no)
             latent = self.model.receive(received, p.test_mode, tiled_no, p.tv_variance)
             shown.append(_to_pixels(self.model.decode(latent)).reshape(n, len(idx), *self._images.shape[1:]))
         return torch.cat(shown)
