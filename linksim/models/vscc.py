@@ -11,7 +11,7 @@ Data flow (the paper: 256 x 256 x 3, ``stage_widths = (32, 64, 128, 192)``, k = 
       ~~ real AWGN, noise variance sigma_2^2 per value ~~>
       reparameterisation (no weights: T1 / T2 in training; AE-direct, TV, FV at test)
       -> conv1x1 -> conv3x3 top -> ResBlock, Attention, ResBlock
-      -> { ResBlock -> nearest x2 + conv3x3 } per stage width, reversed -> 2 ResBlocks (base)
+      -> { ResBlock -> nearest x2 + conv3x3 } per stage width, reversed -> 2 ResBlocks (to base width)
       -> GN, Swish -> conv3x3 -> tanh -> image [B,3,H,W] in (-1,1)
 
 k h w real values cross the channel per image (FV and the AE; TV sends mu and log sigma^2, 2 k h w).
@@ -103,10 +103,10 @@ class VSCCAutoencoder(nn.Module):
                                nn.Conv2d(latent_channels, top, 3, padding=1),
                                GroupNormResBlock(top, top, num_groups), attn(), GroupNormResBlock(top, top, num_groups)]
         prev = top
-        for w in [*reversed(widths[:-1]), base_width]:
+        for w in reversed(widths):  # the encoder mirrored (seed000 §9-J): 192 -> 192, 128, 64, 32
             up += [GroupNormResBlock(prev, w, num_groups), _Upsample(w)]
             prev = w
-        up += [GroupNormResBlock(base_width, base_width, num_groups),
+        up += [GroupNormResBlock(prev, base_width, num_groups),
                GroupNormResBlock(base_width, base_width, num_groups), _head(base_width, in_channels, num_groups),
                nn.Tanh()]
         self.decoder = nn.Sequential(*up)
