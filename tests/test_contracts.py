@@ -46,6 +46,9 @@ EXAMPLES: dict[str, dict] = {
     "sinfony_digital": {"data": _MNIST, "train": _SINFONY_TRAIN, "block_vectors": 4, "k": 64, "n": 128},
     "sinfony_analog_ae": {"data": _MNIST, "train": _SINFONY_TRAIN, "n_tx_el": 2,
                           "ae_train": {"epochs": 1, "subset": 1024, "batch_size": 256}},
+    "aesci": {"data": _MNIST, "latent": 8, "session_images": 4, "train": _TINY_TRAIN, "classifier_train": _TINY_TRAIN},
+    "aesci_jpeg": {"data": _MNIST, "quality": 50, "classifier_train": _TINY_TRAIN},
+    "aesci_direct": {"data": _MNIST, "classifier_train": _TINY_TRAIN},
     "jcm": {"data": _CIFAR, "method": "jcm", "bandwidth_ratio": "1/24", "width": 0.0625, "snr_db": [0, 12],
             "train": _TINY_TRAIN},
 }
@@ -58,6 +61,9 @@ BAD_VALUES: dict[str, list[tuple[str, object]]] = {
     "sinfony": [("power_norm", "layer"), ("train.snr_db", [5, 1])],
     "sinfony_digital": [("block_vectors", 0)],
     "sinfony_analog_ae": [("n_tx_el", 0), ("ae_train.epochs", 0)],
+    "aesci": [("latent", 0), ("session_images", 0), ("gamma", 2.0)],
+    "aesci_jpeg": [("quality", 101), ("subsampling", "4:1:1")],
+    "aesci_direct": [("lpips", "sometimes"), ("classifier_train.epochs", 0)],
     "jcm": [("width", 0.1), ("train.snr_db", 5), ("method", "digital")],
 }
 """Per scheme: (dotted) params keys and values its params model refuses; the error must name the key

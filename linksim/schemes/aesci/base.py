@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from linksim.channels.base import Channel
 from linksim.data import DataParams
@@ -68,13 +68,20 @@ class SemanticImageParams(BaseModel):
     classifier_train: SinfonyTrainParams = SinfonyTrainParams()
     lpips: bool = False
 
-    @model_validator(mode="after")
-    def _consistent(self):
-        if self.data.name not in ("mnist", "cifar10"):
-            raise ValueError(f"data.name: seed004 is set up for mnist and cifar10 (found {self.data.name!r})")
-        if self.link.n is None:
+    # field validators, so that an error names the key at fault
+    @field_validator("data")
+    @classmethod
+    def _dataset(cls, value: DataParams) -> DataParams:
+        if value.name not in ("mnist", "cifar10"):
+            raise ValueError(f"data.name: seed004 is set up for mnist and cifar10 (found {value.name!r})")
+        return value
+
+    @field_validator("link")
+    @classmethod
+    def _coded(cls, value: DigitalLinkParams) -> DigitalLinkParams:
+        if value.n is None:
             raise ValueError("link.n: the seed004 schemes need an LDPC code (set n)")
-        return self
+        return value
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
