@@ -244,3 +244,8 @@ schemes:
     assert ((jcm["occupancy_entropy_bits"] > 0) & (jcm["occupancy_entropy_bits"] <= 4)).all()
     assert df[df["scheme"] == "analog"]["occupancy_entropy_bits"].isna().all()
     assert df["accuracy"].between(0, 1).all() and (df["psnr_paper_db"] > 0).all()
+    from linksim.schemes.jcm.occupancy import plot_occupancy
+
+    assert [p.name for p in plot_occupancy(run.path, "jcm", formats=("png",))] == ["jcm_occupancy.png"]
+    with pytest.raises(ValueError, match="analog"):
+        plot_occupancy(run.path, "analog")
