@@ -1,4 +1,4 @@
-"""The ``linksim`` command line; every command calls the Python API."""
+"""The linksim command line; every command calls the Python API."""
 
 from __future__ import annotations
 
@@ -87,17 +87,23 @@ def _cmd_snr_at(args) -> int:
 
 
 def _cmd_list(args) -> int:
+    import shutil
+    import textwrap
+
     from linksim import registry
 
+    width = max(60, min(120, shutil.get_terminal_size().columns))
+
+    def entries(table) -> None:
+        for name, e in sorted(table.items()):
+            print(textwrap.fill(e.doc, width, initial_indent=f"  {name:20s} ", subsequent_indent=" " * 23))
+
     print("schemes:")
-    for name, e in sorted(registry.schemes().items()):
-        print(f"  {name:20s} {e.doc}")
+    entries(registry.schemes())
     print("channels:")
-    for name, e in sorted(registry.channels().items()):
-        print(f"  {name:20s} {e.doc}")
+    entries(registry.channels())
     print("bit channels (bits in, bits + flip probability out; built by schemes that take one):")
-    for name, e in sorted(registry.bit_channels().items()):
-        print(f"  {name:20s} {e.doc}")
+    entries(registry.bit_channels())
     print("channel presets (usable by name in `channels:` or `--set channel=NAME`):")
     for name, (kind, params) in sorted(registry.channel_presets().items()):
         print(f"  {name:20s} {kind} {params or ''}")
@@ -119,7 +125,10 @@ def _positive_int(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from linksim import __version__
+
     p = argparse.ArgumentParser(prog="linksim", description=__doc__)
+    p.add_argument("--version", action="version", version=f"linksim {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def scenario_args(sp):
@@ -130,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a scenario")
     scenario_args(r)
-    r.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    r.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                   help="where to run (default: the scenario's device; auto: a GPU if there is one)")
     r.add_argument("--out", help="output root (default: the scenario's outputs.root)")
     r.add_argument("--resume", action="store_true", help="continue the latest run of this scenario")
     r.add_argument("--run-id", help="name of the run directory")
@@ -139,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="torch.compile the hot paths (auto: on a GPU only); results are the same up to rounding")
     r.add_argument("--cuda-graphs", choices=["auto", "off"], default="auto",
                    help="replay training steps as CUDA graphs (auto: on a GPU); results are the same up to rounding")
-    r.add_argument("--no-plots", action="store_true")
+    r.add_argument("--no-plots", action="store_true", help="write the results, draw no figures")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     r.set_defaults(func=_cmd_run)
 
@@ -148,19 +158,22 @@ def _parser() -> argparse.ArgumentParser:
     v.set_defaults(func=_cmd_validate)
 
     pl = sub.add_parser("plot", help="plot one or several results.csv files (overlaid)")
-    pl.add_argument("results", nargs="+")
+    pl.add_argument("results", nargs="+", help="results.csv files to overlay")
     pl.add_argument("--metric", "-m", action="append", help="column to plot (default: every rate)")
-    pl.add_argument("--x", default="snr_db", choices=["snr_db", "esno_db", "ebno_db", "snr_norm_db"])
+    pl.add_argument("--x", default="snr_db", choices=["snr_db", "esno_db", "ebno_db", "snr_norm_db"],
+                    help="x axis: the scenario's SNR axis (snr_db) or one of the others (default: snr_db)")
     pl.add_argument("--out", help="directory for the figures (default: next to the first CSV)")
-    pl.add_argument("--format", action="append", default=None, choices=["png", "pdf", "svg"])
+    pl.add_argument("--format", action="append", default=None, choices=["png", "pdf", "svg"],
+                    help="file format, repeatable (default: png and pdf)")
     pl.set_defaults(func=_cmd_plot)
 
     sa = sub.add_parser("snr-at", help="the SNR each curve of a results.csv needs to reach a target error rate "
                                        "(or PSNR, SSIM, any column)")
-    sa.add_argument("results")
+    sa.add_argument("results", help="a results.csv file")
     sa.add_argument("--target", "-t", type=float, required=True,
                     help="value of --metric: an error rate (0.02), a PSNR in dB (25), ...")
-    sa.add_argument("--x", default="snr_norm_db", choices=["snr_db", "esno_db", "ebno_db", "snr_norm_db"])
+    sa.add_argument("--x", default="snr_norm_db", choices=["snr_db", "esno_db", "ebno_db", "snr_norm_db"],
+                    help="the SNR axis to report (default: snr_norm_db, the rate-normalised SNR)")
     sa.add_argument("--metric", "-m", default="error_rate",
                     help="column to read, e.g. error_rate (default), ber, psnr_db, ssim; rates are "
                          "interpolated in log space, means (PSNR in dB, SSIM) linearly")

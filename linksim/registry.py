@@ -7,6 +7,7 @@ entry; the engine only ever looks things up here.
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel
 
 __all__ = [
     "Entry",
+    "plain_summary",
     "register_scheme",
     "register_channel",
     "register_channel_preset",
@@ -56,15 +58,23 @@ _REG = _Registries()
 _BUILTIN_PACKAGES = ("linksim.channels", "linksim.channels.binary", "linksim.schemes", "linksim.data")
 
 
-def _first_line(obj: Any) -> str:
-    return (obj.__doc__ or "").strip().split("\n")[0]
+_ROLE = re.compile(r":[a-z]+:`(~?)([^`]+)`")
+
+
+def plain_summary(doc: str | None) -> str:
+    """The first paragraph of a docstring as one line of plain text (what ``linksim list`` prints):
+    reStructuredText roles reduced to their target (``:class:`~a.b.C``` -> ``C``, without the tilde
+    the whole path), inline literals unquoted."""
+    paragraph = " ".join((doc or "").strip().split("\n\n")[0].split())
+    plain = _ROLE.sub(lambda m: m.group(2).split(".")[-1] if m.group(1) else m.group(2), paragraph)
+    return plain.replace("``", "")
 
 
 def _register(table: dict[str, Entry], kind: str, name: str, params: type[BaseModel]):
     def deco(factory):
         if name in table and table[name].factory is not factory:
             raise ValueError(f"{kind} {name!r} is registered twice")
-        table[name] = Entry(name, factory, params, _first_line(factory))
+        table[name] = Entry(name, factory, params, plain_summary(factory.__doc__))
         return factory
 
     return deco

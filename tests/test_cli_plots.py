@@ -1,4 +1,8 @@
-"""The command line end to end on a tiny scenario: run, summary, plots from the CSV, list."""
+"""The command line end to end on a tiny scenario: run, summary, plots from the CSV, list, help texts."""
+
+import re
+
+import pytest
 
 from linksim.cli import main
 from linksim.plots import load_run, plot_metric, rate_columns
@@ -93,3 +97,25 @@ def test_means_are_drawn_with_their_intervals_on_a_linear_axis(tmp_path):
     assert [tuple(np.round(s[:, 1], 6)) for s in bars] == [(19.5, 20.5), (24.5, 25.5), (29.5, 30.5)]
     assert plot_metric([data], "failure_rate").axes[0].get_yscale() == "log"  # a rate: log axis
     assert plot_metric([data], "psnr_db", log_y=True).axes[0].get_yscale() == "log"  # the figure's choice wins
+
+
+def test_help_and_list_are_plain_text_and_the_version_prints(capsys):
+    from linksim import __version__
+    from linksim.cli import _parser
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"linksim {__version__}"
+    parser = _parser()
+    texts = [parser.format_help()]
+    for action in parser._subparsers._group_actions:
+        for name, sub in action.choices.items():
+            texts.append(sub.format_help())
+            for arg in sub._actions:
+                if arg.dest != "help":
+                    assert arg.help, f"linksim {name} {arg.dest}: no help text"
+    assert main(["list"]) == 0
+    texts.append(capsys.readouterr().out)
+    for text in texts:
+        assert not re.search(r":(class|func|mod|meth|attr):|``", text), text
+    assert "zero-" in texts[-1]  # rayleigh's whole first paragraph, not its first line ("... then")
