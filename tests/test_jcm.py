@@ -244,8 +244,12 @@ schemes:
     assert ((jcm["occupancy_entropy_bits"] > 0) & (jcm["occupancy_entropy_bits"] <= 4)).all()
     assert df[df["scheme"] == "analog"]["occupancy_entropy_bits"].isna().all()
     assert df["accuracy"].between(0, 1).all() and (df["psnr_paper_db"] > 0).all()
-    from linksim.schemes.jcm.occupancy import plot_occupancy
+    from linksim.schemes.jcm.figures import plot_occupancy, plot_training_curves
 
     assert [p.name for p in plot_occupancy(run.path, "jcm", formats=("png",))] == ["jcm_occupancy.png"]
     with pytest.raises(ValueError, match="analog"):
         plot_occupancy(run.path, "analog")
+    curves = plot_training_curves(run.path, ["analog", "jcm", "nn"], 12, formats=("png",))
+    assert [p.name for p in curves] == ["training_snr12.png"]
+    with pytest.raises(ValueError, match="no training log"):
+        plot_training_curves(run.path, ["jcm"], 6)
