@@ -399,7 +399,11 @@ def apply_override(data: dict, assignment: str) -> dict:
     keys = [k for k in path.strip().split(".") if k]
     if not keys:
         raise ValueError(f"--set {assignment!r}: empty key")
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ValueError(f"--set {assignment!r}: the value is not valid YAML ({getattr(err, 'problem', err)}); "
+                         "quote it for the shell, e.g. --set 'snr.values=[0, 2, 4]'") from None
     out = copy.deepcopy(data)
     node = out
     for depth, key in enumerate(keys):
@@ -520,9 +524,15 @@ def _as_list(x: Any) -> list:
 def _read_yaml(path: Path) -> dict:
     source = str(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError([f"{source}: cannot read: {err.strerror}"]) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError([f"{source}: byte {err.start}: expected a UTF-8 text (YAML) file, found byte "
+                           f"0x{err.object[err.start]:02x} (a binary or differently encoded file?)"]) from None
+    if "\x00" in text:
+        raise ConfigError([f"{source}: byte {text.index(chr(0))}: expected a YAML text file, found a NUL byte "
+                           "(a binary file?)"])
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -209,3 +209,26 @@ def test_max_units_must_be_positive(capsys):
     with pytest.raises(SystemExit) as code:
         main(["run", "scenarios/ldpc_qam.yaml", "--max-units", "-1"])
     assert code.value.code == 2 and "expected at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"\x00\xff\xfe binary", "byte 1: expected a UTF-8 text (YAML) file, found byte 0xff"),
+    ("name: x\nseed: 1\n".encode("utf-16"), "expected a UTF-8 text (YAML) file"),
+    (b"name: x\n\x00", "byte 8: expected a YAML text file, found a NUL byte"),
+])
+def test_binary_or_non_utf8_scenario_files_are_one_line_errors(tmp_path, content, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        load_scenario(path)
+    assert len(info.value.lines) == 1 and info.value.lines[0].startswith(f"{path}: ")
+    assert expected in info.value.lines[0]
+
+
+@pytest.mark.parametrize("assignment", ["snr.values=[1, 2", "seed={a: 1", "stop.max_samples=: :"])
+def test_malformed_set_yaml_is_a_one_line_error_naming_the_override(write_scenario, assignment):
+    path = write_scenario()
+    with pytest.raises(ConfigError) as info:
+        load_scenario(path, overrides=[assignment])
+    assert len(info.value.lines) == 1
+    assert info.value.lines[0].startswith(f"{path}: --set {assignment!r}: the value is not valid YAML")

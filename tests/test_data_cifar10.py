@@ -158,3 +158,16 @@ def test_unavailable_lists_sources(tmp_path):
     assert "network disabled in tests" in str(err) and "cifar-10-batches-py" in str(err)
     with pytest.raises(ValueError, match="split must be one of"):
         load_cifar10("val", root=root)
+
+
+@pytest.mark.parametrize("where", ["path", "cache"])
+def test_a_truncated_zip_or_npz_is_a_listed_failure_not_a_traceback(tmp_path, where):
+    """BadZipFile (a truncated .zip copy, a truncated converted cifar10.npz) is one of the failures a
+    source may have: reported with its path, the next source tried."""
+    root = tmp_path / "cache"
+    root.mkdir()
+    broken = tmp_path / "copy.zip" if where == "path" else root / "cifar10.npz"
+    broken.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DataUnavailableError) as info:
+        load_cifar10("train", root=root, path=broken if where == "path" else None)
+    assert str(broken) in str(info.value)

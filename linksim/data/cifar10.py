@@ -6,6 +6,7 @@ import dataclasses
 import os
 import pickle
 import tarfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
@@ -36,7 +37,7 @@ BATCH_MD5 = {
 _BATCHES = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}
 _BATCH_DIR = "cifar-10-batches-py"
 _Splits = dict[str, tuple[np.ndarray, np.ndarray]]
-_FAILURES = (OSError, ValueError, EOFError, tarfile.TarError)
+_FAILURES = (OSError, ValueError, EOFError, tarfile.TarError, zipfile.BadZipFile)
 
 
 def load_cifar10(split: Split, root: str | os.PathLike[str] | None = None,
