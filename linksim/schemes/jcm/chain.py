@@ -10,7 +10,9 @@ authors' code, ``power_norm: batch``) or per image (the paper's text, ``image``)
 - ``uniform``: each value clipped and rounded to the nearest PAM level; ``nn``: a learned one-layer
   quantiser's bits (:class:`~linksim.quantizers.LearnedQuantizer`). Both then go as Gray bits through
   Sionna's ``Mapper``, the channel and a hard ``Demapper``; the decoders get the decided levels (``uniform``)
-  or the dequantised bits (``nn``), with a straight-through gradient to the encoder output.
+  or the dequantised bits (``nn``), with a straight-through gradient to the encoder output. The one-layer
+  quantiser is weak by construction: each of its ``b`` bits thresholds the value once, so it reaches at
+  most ``b + 1`` of the ``2^b`` levels of an axis (3 of 4 for 16-QAM, 4 of 8 for 64-QAM).
 
 The PAM levels are Sionna's (``Constellation("pam", b)``, unit power per real value; ``b = log2(M) / 2``
 bits per value for M-QAM, 1 for BPSK), so a pair of levels is exactly a point of Sionna's unit-energy
