@@ -90,3 +90,39 @@ def test_compiled_iterations_decide_like_the_eager_path():
     assert (out_eager == out_fast).all(1).float().mean() >= 0.99
     assert abs(int((out_eager != bits).any(1).sum()) - int((out_fast != bits).any(1).sum())) <= 2
     assert (eager.last_iterations != fast.last_iterations).float().mean() <= 0.01
+
+
+def test_5g_ldpc_params_apply_sionnas_rules_when_read():
+    """DigitalLinkParams refuses exactly the (k, n) Sionna's LDPC5GEncoder would refuse when built: its
+    length and rate checks and its base-graph selection (``_sel_basegraph``, called directly: building
+    every encoder would take seconds)."""
+    from pydantic import ValidationError
+    from sionna.phy.fec.ldpc import LDPC5GEncoder
+
+    from linksim.link.digital import DigitalLinkParams
+
+    def sionna_accepts(k, n):
+        r = k / n
+        if not (12 <= k <= 8448 and 0 <= n <= 316 * 384 and 1 / 5 <= r <= 0.95):
+            return False
+        try:
+            LDPC5GEncoder._sel_basegraph(None, k, r)
+        except ValueError:
+            return False
+        return True
+
+    checked = 0
+    for k in (12, 100, 292, 293, 1000, 3824, 3825, 3840, 3841, 4000, 8448):
+        for rate in (0.15, 0.2, 0.22, 0.25, 0.26, 0.3, 0.34, 0.5, 0.67, 0.68, 0.9, 0.95):
+            n = 2 * round(k / rate / 2)  # even, for QPSK
+            if n <= k:
+                continue
+            try:
+                DigitalLinkParams(k=k, n=n, bits_per_symbol=2)
+                ours = True
+            except ValidationError as err:
+                ours = False
+                assert "5G LDPC" in str(err) and f"k={k}" in str(err)
+            assert ours == sionna_accepts(k, n), (k, n)
+            checked += 1
+    assert checked > 100

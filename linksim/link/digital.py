@@ -28,6 +28,30 @@ __all__ = ["DigitalLink", "DigitalLinkParams", "DecoderParams"]
 _CRC_BITS = {"CRC24A": 24, "CRC24B": 24, "CRC24C": 24, "CRC16": 16, "CRC11": 11, "CRC6": 6}
 
 
+def _check_5g_ldpc(k: int, n: int) -> None:
+    """The (k, n) rules Sionna's ``LDPC5GEncoder`` applies when it is built (38.212 base-graph
+    selection: BG2 for k <= 292, for k <= 3824 at rate <= 0.67 and for rate <= 1/4; BG1 otherwise),
+    checked when the scenario is read instead of after points have run.
+
+    :raises ValueError: naming k, n and the rule.
+    """
+    if not 12 <= k <= 8448:
+        raise ValueError(f"5G LDPC needs 12 <= k <= 8448, found k={k}")
+    if not k < n <= 316 * 384:
+        raise ValueError(f"5G LDPC needs k < n <= 121344, found k={k}, n={n}")
+    rate = k / n
+    if not 1 / 5 <= rate <= 0.95:
+        raise ValueError(f"5G LDPC needs a rate k/n in [1/5, 0.95] (no repetition coding), found k={k}, n={n}: "
+                         f"{rate:.3f}")
+    graph = "BG2" if k <= 292 or (k <= 3824 and rate <= 0.67) or rate <= 0.25 else "BG1"
+    if graph == "BG2" and k > 3840:
+        raise ValueError(f"5G LDPC: k={k}, n={n} (rate {rate:.3f} <= 1/4) selects base graph 2, which takes "
+                         "k <= 3840; raise the rate above 1/4 or lower k")
+    if graph == "BG1" and rate < 1 / 3:
+        raise ValueError(f"5G LDPC: k={k}, n={n} selects base graph 1, which needs a rate of at least 1/3 "
+                         f"(found {rate:.3f}); raise the rate or lower k to 3824")
+
+
 class DecoderParams(BaseModel):
     """5G LDPC BP decoder settings.
 
@@ -41,7 +65,7 @@ class DecoderParams(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    num_iter: PositiveInt = 20
+    num_iter: int = Field(20, ge=1, le=10_000)
     cn_update: Literal["boxplus-phi", "boxplus", "minsum", "offset-minsum"] = "boxplus-phi"
     implementation: Literal["linksim", "cpu", "sionna"] = "linksim"
     early_stop: bool = True
@@ -69,7 +93,7 @@ class DigitalLinkParams(BaseModel):
     k: int = Field(..., ge=1)
     n: int | None = None
     modulation: Literal["qam", "pam"] = "qam"
-    bits_per_symbol: PositiveInt = 2
+    bits_per_symbol: int = Field(2, ge=1, le=16)
     interleaver: Literal["none", "nr", "random"] = "none"
     crc: Literal["CRC24A", "CRC24B", "CRC24C", "CRC16", "CRC11", "CRC6"] | None = None
     demapping: Literal["app", "maxlog"] = "app"
@@ -84,10 +108,7 @@ class DigitalLinkParams(BaseModel):
         if coded % m:
             raise ValueError(f"coded block length {coded} is not a multiple of bits_per_symbol {m}")
         if self.n is not None:
-            if not 12 <= self.k <= 8448:
-                raise ValueError(f"5G LDPC needs 12 <= k <= 8448, found k={self.k}")
-            if not self.k < self.n <= 316 * 384 or self.k / self.n > 0.95:
-                raise ValueError(f"5G LDPC needs k < n <= 121344 and rate <= 0.95, found k={self.k}, n={self.n}")
+            _check_5g_ldpc(self.k, self.n)
         elif self.interleaver == "nr":
             raise ValueError("interleaver 'nr' belongs to the 5G LDPC encoder; an uncoded link has none")
         if self.crc is not None and _CRC_BITS[self.crc] >= self.k:
