@@ -51,6 +51,8 @@ EXAMPLES: dict[str, dict] = {
     "aesci_direct": {"data": _MNIST, "classifier_train": _TINY_TRAIN},
     "jcm": {"data": _CIFAR, "method": "jcm", "bandwidth_ratio": "1/24", "width": 0.0625, "snr_db": [0, 12],
             "train": _TINY_TRAIN},
+    "vscc": {"data": _CIFAR, "matching": 5.0, "draws": 2, "base_width": 8, "stage_widths": [8, 16],
+             "num_groups": 4, "latent_channels": 2, "train": {**_TINY_TRAIN, "snr_db": 5.0}},
 }
 """Per registered scheme: params that build, prepare and simulate in a second or two on CPU."""
 
@@ -65,6 +67,7 @@ BAD_VALUES: dict[str, list[tuple[str, object]]] = {
     "aesci_jpeg": [("quality", 101), ("subsampling", "4:1:1")],
     "aesci_direct": [("lpips", "sometimes"), ("classifier_train.epochs", 0)],
     "jcm": [("width", 0.1), ("train.snr_db", 5), ("method", "digital")],
+    "vscc": [("matching", 0), ("draws", 0), ("tv_variance", "linear"), ("power", "peak")],
 }
 """Per scheme: (dotted) params keys and values its params model refuses; the error must name the key
 (``mcs`` names the unknown key inside its first item)."""
