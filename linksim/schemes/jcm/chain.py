@@ -37,7 +37,7 @@ from torch import nn
 
 from linksim.channels.base import Channel
 from linksim.estimators import gumbel_softmax_st, straight_through
-from linksim.link.packing import complex_to_real, real_to_complex
+from linksim.link.packing import reals_through
 from linksim.models.jcm import Method
 from linksim.quantizers import LearnedQuantizer, bits_to_int, int_to_bits
 
@@ -155,8 +155,7 @@ class SymbolChain(nn.Module):
         if self.real:
             y, _ = channel(torch.complex(x, torch.zeros_like(x)), self._noise(no))
             return y.real
-        y, _ = channel(real_to_complex(x.reshape(len(x), 1, -1)), no)
-        return complex_to_real(y, (1, x.shape[1])).reshape(x.shape)
+        return reals_through(x, channel, no)
 
     def _digital(self, labels: torch.Tensor, channel: Channel, no: torch.Tensor) -> torch.Tensor:
         """PAM labels [B, d] -> Gray bits -> Mapper -> power gain -> ``channel`` -> hard Demapper -> labels [B, d]."""
