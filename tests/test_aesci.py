@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import seeded
 
+from linksim import registry
 from linksim.channels.awgn import AWGNChannel
 from linksim.channels.rayleigh import RayleighChannel
 from linksim.link.digital import DigitalLink
@@ -108,6 +109,9 @@ def test_send_segments_is_exact_at_high_snr_and_fails_at_low_snr():
     received, errors = send_segments(link, segments, AWGNChannel(), torch.tensor(10.0))
     assert errors.tolist() == [3, 1, 1, 2]  # every codeword fails at -10 dB
     assert segment_symbols(1500, DEFAULT_LINK) == 3 * 512
+    kind, params = registry.channel_presets()["tdl-a"]  # beyond the paper: multipath over OFDM
+    received, errors = send_segments(link, segments, registry.channels()[kind].build(params), torch.tensor(1e-3))
+    assert all(torch.equal(a, b) for a, b in zip(segments, received, strict=True)) and errors.sum() == 0
 
 
 def _context(tmp_path) -> SchemeContext:
