@@ -204,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, FileNotFoundError) as err:
         print(f"linksim: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full, read-only or vanished output directory: one line, finished points kept
+        where = f" {err.filename}" if err.filename else ""
+        print(f"linksim: error: cannot write{where}: {err.strerror or err} (finished points are saved; fix "
+              "the output directory and rerun with --resume)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("linksim: interrupted; finished points are saved (rerun with --resume)", file=sys.stderr)
         return 130

@@ -119,3 +119,11 @@ def test_help_and_list_are_plain_text_and_the_version_prints(capsys):
     for text in texts:
         assert not re.search(r":(class|func|mod|meth|attr):|``", text), text
     assert "zero-" in texts[-1]  # rayleigh's whole first paragraph, not its first line ("... then")
+
+
+def test_an_unwritable_output_directory_is_a_one_line_error(write_scenario, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    assert main(["run", str(write_scenario()), "--out", str(blocker / "sub"), "--quiet", "--no-plots"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("linksim: error: cannot write ") and "Not a directory" in err[0]
