@@ -25,7 +25,7 @@ from linksim.config import PlotSpec  # noqa: E402
 from linksim.results import is_rate, read_results  # noqa: E402
 from linksim.snr import axis_label  # noqa: E402
 
-__all__ = ["RunData", "load_run", "rate_columns", "plot_metric", "plot_run", "plot_files"]
+__all__ = ["RunData", "load_run", "rate_columns", "plot_metric", "plot_run", "plot_files", "save_figure"]
 
 _MARKERS = ["o", "s", "^", "v", "D", "x", "+", "*"]
 _LINES = ["-", "--", "-.", (0, (3, 1, 1, 1)), (0, (5, 2))]
@@ -124,7 +124,8 @@ def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool
     return fig
 
 
-def _save(fig: plt.Figure, stem: Path, formats: list[str]) -> list[Path]:
+def save_figure(fig: plt.Figure, stem: Path, formats: list[str] | tuple[str, ...]) -> list[Path]:
+    """Write ``fig`` as ``<stem>.<format>`` for each format (150 dpi), close it, return the paths."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(f".{fmt}") for fmt in formats]
     for p in paths:
@@ -140,7 +141,7 @@ def plot_files(csvs: list[str | Path], out_dir: Path, metrics: list[str] | None 
     metrics = metrics or rate_columns(runs[0].df)
     out = []
     for metric in metrics:
-        out += _save(plot_metric(runs, metric, x), out_dir / f"{metric}_vs_{x}", list(formats))
+        out += save_figure(plot_metric(runs, metric, x), out_dir / f"{metric}_vs_{x}", list(formats))
     return out
 
 
@@ -159,5 +160,5 @@ def plot_run(run_dir, scenario) -> list[Path]:
             continue
         stem = f"{p.name}_{p.metric}_vs_{p.x}" if p.name else f"{p.metric}_vs_{p.x}"
         fig = plot_metric([run], p.metric, p.x, p.log_y, p.schemes, p.title, p.channels, p.band)
-        out += _save(fig, run_dir.plots / stem, scenario.outputs.formats)
+        out += save_figure(fig, run_dir.plots / stem, scenario.outputs.formats)
     return out

@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from linksim.plots import save_figure
 from linksim.results import RunDirectory
 
 __all__ = ["occupancy_figure", "plot_occupancy", "plot_training_curves"]
@@ -69,7 +70,7 @@ def plot_occupancy(run_dir: str | Path, scheme: str, channel: str = "awgn",
     columns = [f"occupancy_{i}" for i in range(len(points))]
     counts = {float(r["esno_db"]): r[columns].to_numpy(float) for _, r in rows.iterrows()}
     fig = occupancy_figure(points, counts, f"{scheme} on {channel}: points sent (area ~ probability)")
-    return _save(fig, run.plots / f"{scheme}_occupancy", formats)
+    return save_figure(fig, run.plots / f"{scheme}_occupancy", formats)
 
 
 def plot_training_curves(run_dir: str | Path, schemes: list[str], snr_db: float,
@@ -91,16 +92,7 @@ def plot_training_curves(run_dir: str | Path, schemes: list[str], snr_db: float,
     axes[1].legend(fontsize=8)
     fig.suptitle(f"Training curves of the models trained at {snr_db:g} dB", fontsize=10)
     fig.tight_layout()
-    return _save(fig, run.plots / f"training_snr{snr_db:g}", formats)
-
-
-def _save(fig: plt.Figure, stem: Path, formats: tuple[str, ...]) -> list[Path]:
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    out = [stem.with_suffix(f".{fmt}") for fmt in formats]
-    for path in out:
-        fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return out
+    return save_figure(fig, run.plots / f"training_snr{snr_db:g}", formats)
 
 
 def main(argv: list[str] | None = None) -> None:
