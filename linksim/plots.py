@@ -151,8 +151,12 @@ def plot_run(run_dir, scenario) -> list[Path]:
     specs = scenario.outputs.plots or [PlotSpec(metric=m) for m in rate_columns(run.df)]
     out = []
     for i, p in enumerate(specs):
-        if p.metric not in run.df.columns or (p.schemes and not run.df["scheme"].isin(p.schemes).any()):
-            continue  # nothing to draw (a profile may leave a figure's schemes out)
+        shown = run.df
+        for column, keep in (("scheme", p.schemes), ("channel", p.channels)):
+            if keep:
+                shown = shown[shown[column].isin(keep)]
+        if p.metric not in run.df.columns or shown.empty:
+            continue  # nothing to draw (a profile or an override may leave a figure's schemes or channels out)
         if not pd.api.types.is_numeric_dtype(run.df[p.metric]):
             warnings.warn(f"outputs.plots[{i}].metric: expected a numeric column, found {p.metric!r} "
                           f"({run.df[p.metric].dtype}); figure skipped, the results are kept", RuntimeWarning,

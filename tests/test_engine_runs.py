@@ -246,3 +246,16 @@ def test_a_text_column_as_plot_metric_is_skipped_with_a_warning(write_scenario, 
     with pytest.warns(RuntimeWarning, match=r"outputs.plots\[0\].metric: expected a numeric column"):
         drawn = plot_run(summary.run_dir, load_scenario(path))
     assert drawn and all("ber" in p.name for p in drawn)
+
+
+def test_a_figure_whose_curves_have_no_rows_on_its_channels_is_skipped(write_scenario, tmp_path):
+    """A figure names a channel on which an override left its schemes no points: nothing to draw,
+    the other figures are drawn (it crashed on the empty frame)."""
+    from linksim.plots import plot_run
+
+    text = SMALL_SCENARIO.replace("bits_per_symbol: 4}}", "bits_per_symbol: 4}, channels: [awgn]}")
+    path = write_scenario(text.replace(
+        "profiles:", "outputs: {plots: [{metric: ber, schemes: [unc], channels: [rayleigh]}, {metric: ber}]}\nprofiles:"))
+    summary = _run(path, tmp_path, run_id="r")
+    drawn = plot_run(summary.run_dir, load_scenario(path))
+    assert drawn and len(drawn) == 2  # the second figure, png + pdf

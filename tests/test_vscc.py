@@ -21,7 +21,7 @@ from linksim.metrics import psnr, ssim
 from linksim.models import VSCCAutoencoder
 from linksim.schemes.base import SchemeContext
 from linksim.schemes.vscc import VSCCParams, VSCCScheme, draw_counters
-from tests.conftest import seeded
+from conftest import seeded
 
 _TINY = {"base_width": 8, "stage_widths": [8, 8, 16], "num_groups": 4, "latent_channels": 2}
 
