@@ -248,12 +248,17 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
 
 def _draw_examples(scenario: Scenario, specs, schemes, channels, context, manifest, run_dir: RunDirectory) -> None:
     """The scenario's example-reconstruction figures (the schemes they need are prepared if this
-    session has not yet)."""
+    session has not yet). A scheme the run leaves out (``channels: []``) is left out of the figure too,
+    never trained for it; a figure with none of its schemes left is not drawn."""
     from linksim.reconstructions import plot_reconstructions, reconstruction_rows
 
     labels = {s.name: s.label or s.name for s in scenario.schemes}
     for ex in scenario.outputs.examples:
-        shown = {name: _prepared(name, scenario, specs, schemes, context, manifest) for name in ex.schemes}
+        names = [n for n in ex.schemes if n in specs and specs[n].channels != []]
+        if not names:
+            continue
+        ex = ex.model_copy(update={"schemes": names})
+        shown = {name: _prepared(name, scenario, specs, schemes, context, manifest) for name in names}
         rows = reconstruction_rows(shown, labels, channels[ex.channel], ex, scenario.snr, scenario.seed)
         plot_reconstructions(rows, run_dir.plots / ex.name, scenario.outputs.formats, ex.title)
     if scenario.outputs.examples:

@@ -153,3 +153,34 @@ schemes:
     facts = RunDirectory(summary.run_dir.path).load_manifest()["schemes"]
     assert facts["fine"]["warm_start_weights"] == facts["base"]["weights"]  # base was prepared first, on demand
     assert facts["fine"]["weights"] != facts["base"]["weights"]
+
+
+def test_example_figure_leaves_out_the_schemes_a_run_leaves_out(tmp_path, synthetic_data, monkeypatch):
+    """outputs.examples names a scheme the profile leaves out (channels: []): the figure is drawn
+    with the others, and the left-out scheme is never trained for it."""
+    from linksim.config import load_scenario
+    from linksim.results import RunDirectory
+    from linksim.runner import RunOptions, run_scenario
+
+    monkeypatch.setenv("LINKSIM_MODELS", str(tmp_path / "models"))
+    train = "{epochs: 1, batch_size: 32, subset: 64, snr_db: 10}"
+    (tmp_path / "s.yaml").write_text(f"""
+name: ex
+seed: 2
+device: cpu
+snr: {{values: [10]}}
+stop: {{batch_size: 8, max_samples: 8}}
+channels: [awgn]
+scheme_defaults:
+  deepjscc: {{bandwidth_ratio: 1/12, width: 8, data: {{name: cifar10, eval_subset: 8}}, train: {train}}}
+schemes:
+  - {{name: kept, type: deepjscc}}
+  - {{name: left-out, type: deepjscc, params: {{width: 4}}, channels: []}}
+outputs:
+  formats: [png]
+  plots: []
+  examples: [{{name: grid, channel: awgn, snr_db: [10], images: 2, schemes: [kept, left-out]}}]
+""")
+    summary = run_scenario(load_scenario(tmp_path / "s.yaml"), RunOptions(out=str(tmp_path / "out"), progress=False))
+    assert (summary.run_dir.plots / "grid.png").is_file()
+    assert set(RunDirectory(summary.run_dir.path).load_manifest()["schemes"]) == {"kept"}
