@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
 import warnings
@@ -19,6 +21,21 @@ def read_results(path: str | Path) -> pd.DataFrame:
     missing values (what the writer leaves for NaN), so a scheme named ``NA``, ``nan`` or ``null``
     reads back as its name."""
     return pd.read_csv(path, dtype={"scheme": str, "channel": str}, keep_default_na=False, na_values=[""])
+
+
+def _cut_rows(path: Path) -> list[int]:
+    """Data-row indices (0-based, as :func:`read_results` numbers them) of rows a damaged file cut
+    short: fewer fields than the header, or a last line without its line end (the writer ends every
+    row; it writes files atomically, so only outside damage leaves such a row)."""
+    text = path.read_text(encoding="utf-8")
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        return []
+    width = len(rows[0])
+    cut = [i - 1 for i, row in enumerate(rows[1:], start=1) if len(row) != width]
+    if not text.endswith("\n") and len(rows) > 1 and (len(rows) - 2) not in cut:
+        cut.append(len(rows) - 2)
+    return cut
 
 
 def is_rate(df: pd.DataFrame, metric: str) -> bool:
@@ -77,7 +94,12 @@ class RunDirectory:
         if not self.csv.is_file():
             return []
         try:
-            return read_results(self.csv).to_dict("records")
+            cut = _cut_rows(self.csv)
+            rows = read_results(self.csv).drop(index=cut).to_dict("records")
+            if cut:
+                warnings.warn(f"{self.csv}: {len(cut)} row(s) cut short (fewer fields than the header, or no "
+                              "line end); their points run again", RuntimeWarning, stacklevel=2)
+            return rows
         except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
             warnings.warn(f"{self.csv}: unreadable results ({type(err).__name__}); its points run again",
                           RuntimeWarning, stacklevel=2)

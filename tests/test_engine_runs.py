@@ -259,3 +259,16 @@ def test_a_figure_whose_curves_have_no_rows_on_its_channels_is_skipped(write_sce
     summary = _run(path, tmp_path, run_id="r")
     drawn = plot_run(summary.run_dir, load_scenario(path))
     assert drawn and len(drawn) == 2  # the second figure, png + pdf
+
+
+@pytest.mark.parametrize("cut", [40, 1])  # mid-row; only the last line end
+def test_a_results_file_cut_mid_row_reruns_that_point_and_ends_byte_identical(write_scenario, tmp_path, cut):
+    path = write_scenario()
+    whole = _run(path, tmp_path / "a", run_id="r")
+    expected = whole.run_dir.csv.read_bytes()
+    damaged = _run(path, tmp_path / "b", run_id="r")
+    damaged.run_dir.csv.write_bytes(expected[:-cut])
+    with pytest.warns(RuntimeWarning, match="cut short"):
+        again = _run(path, tmp_path / "b", run_id="r", resume=True)
+    assert again.finished == 1 and again.skipped == 7
+    assert again.run_dir.csv.read_bytes() == expected
