@@ -128,29 +128,39 @@ def test_rayleigh_without_csi_passes_the_faded_symbols():
     assert torch.allclose(no_eff, torch.full_like(no_eff, 1e-6))
 
 
-def test_warm_start_from_another_scheme_of_the_scenario(tmp_path, synthetic_data, monkeypatch):
+_TRAIN = "{epochs: 1, batch_size: 32, subset: 64, snr_db: 10}"
+_HEAD = """
+name: tiny-deepjscc
+seed: 2
+device: cpu
+snr: {values: [10]}
+stop: {batch_size: 8, max_samples: 8}
+channels: [awgn]
+"""
+
+
+def _run_yaml(tmp_path, monkeypatch, body: str, **options):
+    """Run ``_HEAD + body`` as a scenario with its own weight cache; returns (summary, manifest)."""
     from linksim.config import load_scenario
     from linksim.results import RunDirectory
     from linksim.runner import RunOptions, run_scenario
 
     monkeypatch.setenv("LINKSIM_MODELS", str(tmp_path / "models"))
-    train = "{epochs: 1, batch_size: 32, subset: 64, snr_db: 10}"
-    (tmp_path / "s.yaml").write_text(f"""
-name: warm
-seed: 2
-device: cpu
-snr: {{values: [10]}}
-stop: {{batch_size: 8, max_samples: 8}}
-channels: [awgn]
+    (tmp_path / "s.yaml").write_text(_HEAD + body)
+    summary = run_scenario(load_scenario(tmp_path / "s.yaml"),
+                           RunOptions(out=str(tmp_path / "out"), progress=False, **options))
+    return summary, RunDirectory(summary.run_dir.path).load_manifest()
+
+
+def test_warm_start_from_another_scheme_of_the_scenario(tmp_path, synthetic_data, monkeypatch):
+    _, manifest = _run_yaml(tmp_path, monkeypatch, f"""
 scheme_defaults:
   deepjscc: {{bandwidth_ratio: 1/12, width: 8, data: {{name: cifar10, eval_subset: 8}}}}
 schemes:
-  - {{name: fine, type: deepjscc, params: {{train: {{<<: {train}, warm_start: base}}}}}}
-  - {{name: base, type: deepjscc, params: {{train: {train}}}}}
-""")
-    summary = run_scenario(load_scenario(tmp_path / "s.yaml"), RunOptions(out=str(tmp_path / "out"), progress=False,
-                                                                          plots=False))
-    facts = RunDirectory(summary.run_dir.path).load_manifest()["schemes"]
+  - {{name: fine, type: deepjscc, params: {{train: {{<<: {_TRAIN}, warm_start: base}}}}}}
+  - {{name: base, type: deepjscc, params: {{train: {_TRAIN}}}}}
+""", plots=False)
+    facts = manifest["schemes"]
     assert facts["fine"]["warm_start_weights"] == facts["base"]["weights"]  # base was prepared first, on demand
     assert facts["fine"]["weights"] != facts["base"]["weights"]
 
@@ -158,21 +168,9 @@ schemes:
 def test_example_figure_leaves_out_the_schemes_a_run_leaves_out(tmp_path, synthetic_data, monkeypatch):
     """outputs.examples names a scheme the profile leaves out (channels: []): the figure is drawn
     with the others, and the left-out scheme is never trained for it."""
-    from linksim.config import load_scenario
-    from linksim.results import RunDirectory
-    from linksim.runner import RunOptions, run_scenario
-
-    monkeypatch.setenv("LINKSIM_MODELS", str(tmp_path / "models"))
-    train = "{epochs: 1, batch_size: 32, subset: 64, snr_db: 10}"
-    (tmp_path / "s.yaml").write_text(f"""
-name: ex
-seed: 2
-device: cpu
-snr: {{values: [10]}}
-stop: {{batch_size: 8, max_samples: 8}}
-channels: [awgn]
+    summary, manifest = _run_yaml(tmp_path, monkeypatch, f"""
 scheme_defaults:
-  deepjscc: {{bandwidth_ratio: 1/12, width: 8, data: {{name: cifar10, eval_subset: 8}}, train: {train}}}
+  deepjscc: {{bandwidth_ratio: 1/12, width: 8, data: {{name: cifar10, eval_subset: 8}}, train: {_TRAIN}}}
 schemes:
   - {{name: kept, type: deepjscc}}
   - {{name: left-out, type: deepjscc, params: {{width: 4}}, channels: []}}
@@ -181,6 +179,5 @@ outputs:
   plots: []
   examples: [{{name: grid, channel: awgn, snr_db: [10], images: 2, schemes: [kept, left-out]}}]
 """)
-    summary = run_scenario(load_scenario(tmp_path / "s.yaml"), RunOptions(out=str(tmp_path / "out"), progress=False))
     assert (summary.run_dir.plots / "grid.png").is_file()
-    assert set(RunDirectory(summary.run_dir.path).load_manifest()["schemes"]) == {"kept"}
+    assert set(manifest["schemes"]) == {"kept"}
