@@ -208,3 +208,47 @@ def test_mini_imagenet_entry_in_the_standard_layout(tmp_path, monkeypatch):
         assert len(data.evaluation_set(ctx)) == 2
     with pytest.raises(ValidationError, match="image_size"):
         DataParams(name="cifar10", image_size=16)
+
+
+def test_a_run_killed_during_channel_training_resumes_to_the_same_results_csv(tmp_path, synthetic_data,
+                                                                              monkeypatch):
+    """Ctrl-C in the second epoch of a model that trains through the AWGN channel (noise and resampling
+    from Sionna's generator), then --resume: results.csv byte-identical to an uninterrupted run's."""
+    import linksim.training.learned as learned
+    from linksim.config import load_scenario
+    from linksim.runner import RunOptions, run_scenario
+
+    (tmp_path / "s.yaml").write_text("""
+name: kill
+seed: 4
+device: cpu
+snr: {values: [0, 10]}
+stop: {batch_size: 8, max_samples: 8}
+channels: [awgn]
+scheme_defaults:
+  vscc: {base_width: 8, stage_widths: [8, 8, 16], num_groups: 4, latent_channels: 2, draws: 2,
+         data: {name: cifar10, eval_subset: 8}, train: {epochs: 2, batch_size: 32, subset: 64, snr_db: 5}}
+schemes:
+  - {name: v, type: vscc, params: {matching: 5}}
+""")
+
+    def run(out: str, resume: bool = False):
+        monkeypatch.setenv("LINKSIM_MODELS", str(tmp_path / out / "models"))
+        return run_scenario(load_scenario(tmp_path / "s.yaml"), RunOptions(
+            out=str(tmp_path / out), run_id="r", resume=resume, progress=False, plots=False))
+
+    expected = run("whole").run_dir.csv.read_bytes()
+    original = learned.train
+
+    def dying(*args, progress=None, **kwargs):
+        def report(log):
+            if log["epoch"] == 1:
+                raise KeyboardInterrupt
+        return original(*args, progress=report, **kwargs)
+
+    monkeypatch.setattr(learned, "train", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run("killed")
+    assert list((tmp_path / "killed" / "models").glob("*.partial.pt"))  # the first epoch is kept
+    monkeypatch.setattr(learned, "train", original)
+    assert run("killed", resume=True).run_dir.csv.read_bytes() == expected
