@@ -152,8 +152,14 @@ def run_unit(
     start = time.perf_counter()
     while True:
         batch = min(stop.batch_size, stop.max_samples - counters["samples"])
-        no = no_point.repeat(batch)
-        counters.update(scheme.simulate(batch, no, channel))
+        try:
+            counters.update(scheme.simulate(batch, no_point.repeat(batch), channel))
+        except (MemoryError, RuntimeError) as err:
+            if not isinstance(err, MemoryError | torch.OutOfMemoryError) and "allocate" not in str(err):
+                raise
+            raise RuntimeError(f"{unit.scheme} / {unit.channel} at {unit.snr_db:g} dB: out of memory simulating a "
+                               f"batch of {batch} items; lower stop.batch_size (the scheme's or the scenario's)"
+                               ) from None
         batches += 1
         status = _progress_status(counters, primary, stop)  # once per batch: the interval costs a t quantile
         if progress is not None:

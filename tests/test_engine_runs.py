@@ -272,3 +272,11 @@ def test_a_results_file_cut_mid_row_reruns_that_point_and_ends_byte_identical(wr
         again = _run(path, tmp_path / "b", run_id="r", resume=True)
     assert again.finished == 1 and again.skipped == 7
     assert again.run_dir.csv.read_bytes() == expected
+
+
+def test_a_batch_too_large_for_memory_is_one_line_naming_the_key(write_scenario, tmp_path):
+    path = write_scenario(SMALL_SCENARIO.replace("stop: {batch_size: 100, target_errors: 20, max_samples: 300}",
+                                                 "stop: {batch_size: 100000000000, max_samples: 100000000000}"))
+    with pytest.raises(RuntimeError, match=r"^ldpc / awgn at 1 dB: out of memory .* stop.batch_size") as info:
+        _run(path, tmp_path, run_id="r")
+    assert "\n" not in str(info.value)
