@@ -46,6 +46,10 @@ CASES: list[tuple[str, str]] = [
     ("outputs.formats=[gif]", "outputs.formats"), ("outputs.plots=[{metric: ber, x: time}]", "outputs.plots[0].x"),
     ("outputs.plots=[{metric: ber, schemes: [nobody]}]", "outputs.plots[0].schemes"),
     ("outputs.root=[a]", "outputs.root"), ("nonsense=1", "nonsense"),
+    ("stop.batch_size=true", "stop.batch_size"),
+    ("channels=[{name: t, type: tdl, params: {delay_spread: .inf}}]", "channels[0].params.delay_spread"),
+    ("channels=[{name: t, type: tdl, params: {delay_spread: 1e9}}]", "channels[0].params.delay_spread"),
+    ("schemes.ldpc.params={k: 4000, n: 16000, bits_per_symbol: 2}", "schemes[0].params"),
 ]
 
 
