@@ -31,6 +31,19 @@ profiles:
 """
 
 
+def dying_after_first_epoch(train):
+    """``train`` (:func:`linksim.training.loop.train`) wrapped so that its progress report raises
+    ``KeyboardInterrupt`` after epoch 1, as Ctrl-C would once that epoch's checkpoint is written."""
+
+    def dying(*args, progress=None, **kwargs):
+        def report(log):
+            if log["epoch"] == 1:
+                raise KeyboardInterrupt
+        return train(*args, progress=report, **kwargs)
+
+    return dying
+
+
 def seeded(seed: int) -> torch.Generator:
     """A CPU ``torch.Generator`` seeded with ``seed`` (reproducible draws inside one test)."""
     return torch.Generator().manual_seed(seed)

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from conftest import dying_after_first_epoch
 from pydantic import ValidationError
 
 from linksim.channels import AWGNChannel, RayleighChannel, RayleighParams
@@ -71,14 +72,7 @@ def test_trains_caches_resumes_after_a_kill_and_is_reused(tmp_path, synthetic_da
     import linksim.training.learned as learned
 
     original = learned.train
-
-    def dying(*args, progress=None, **kwargs):
-        def report(log):
-            if log["epoch"] == 1:
-                raise KeyboardInterrupt
-        return original(*args, progress=report, **kwargs)
-
-    learned.train = dying
+    learned.train = dying_after_first_epoch(original)
     try:
         seed_everything(0)
         with pytest.raises(KeyboardInterrupt):

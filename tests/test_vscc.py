@@ -21,7 +21,7 @@ from linksim.metrics import psnr, ssim
 from linksim.models import VSCCAutoencoder
 from linksim.schemes.base import SchemeContext
 from linksim.schemes.vscc import VSCCParams, VSCCScheme, draw_counters
-from conftest import seeded
+from conftest import dying_after_first_epoch, seeded
 
 _TINY = {"base_width": 8, "stage_widths": [8, 8, 16], "num_groups": 4, "latent_channels": 2}
 
@@ -94,7 +94,7 @@ def test_receive_modes():
     z = torch.randn(1, 2, 2, 2).expand(50_000, 2, 2, 2)
     assert torch.equal(m.receive(z, "ae", torch.tensor(0.1)), z)
     with pytest.raises(RuntimeError, match="knowledge-base"):
-        m.receive(z, "fv", torch.tensor(0.1))
+        m.check_kb_variance()
     m.kb_variance.copy_(torch.tensor([0.04, 0.25]).reshape(2, 1, 1).expand(2, 2, 2))
     fv = m.receive(z, "fv", torch.tensor(0.1), generator=seeded(3))
     assert torch.allclose(fv.mean(0), z[0], atol=0.01)
@@ -239,14 +239,7 @@ schemes:
 
     expected = run("whole").run_dir.csv.read_bytes()
     original = learned.train
-
-    def dying(*args, progress=None, **kwargs):
-        def report(log):
-            if log["epoch"] == 1:
-                raise KeyboardInterrupt
-        return original(*args, progress=report, **kwargs)
-
-    monkeypatch.setattr(learned, "train", dying)
+    monkeypatch.setattr(learned, "train", dying_after_first_epoch(original))
     with pytest.raises(KeyboardInterrupt):
         run("killed")
     assert list((tmp_path / "killed" / "models").glob("*.partial.pt"))  # the first epoch is kept
