@@ -140,6 +140,11 @@ class VSCCAutoencoder(nn.Module):
         self.kb_variance.copy_(total / count)
         return self.kb_variance
 
+    def check_kb_variance(self) -> None:
+        """Raise ``RuntimeError`` unless :attr:`kb_variance` has been set (what ``"fv"`` reception needs)."""
+        if torch.isnan(self.kb_variance).any():
+            raise RuntimeError("fixed-variance reception needs the knowledge-base variance (set_kb_variance)")
+
     def receive(self, received: torch.Tensor, mode: TestMode, no: torch.Tensor,
                 tv_variance: TVVariance = "log", generator: torch.Generator | None = None) -> torch.Tensor:
         """The decoder's latent from the channel output (seed000 §5, Algorithm 2).
@@ -147,7 +152,8 @@ class VSCCAutoencoder(nn.Module):
         :input received: ``[B, k, h, w]`` (``"ae"``, ``"fv"``: the noisy ``y`` or ``mu``) or
             ``[B, 2k, h, w]`` (``"tv"``: the noisy ``mu`` and noisy transmitted variance), float32.
         :input no: ``[B]`` or scalar, float32: the channel's noise variance per real value sigma_2^2 (linear).
-        :param mode: ``"ae"``: the received values as they are; ``"fv"``: ``z + sigma_KB * eps``;
+        :param mode: ``"ae"``: the received values as they are; ``"fv"``: ``z + sigma_KB * eps``
+            (:meth:`check_kb_variance` first: not checked here, on every decode);
             ``"tv"``: ``mu_z + sigma * eps`` with the variance read from the received second half as
             ``tv_variance`` says: ``"log"`` (it carried log sigma^2: ``exp`` of it, clamped to
             :data:`LOGVAR_RANGE`), ``"variance"`` (it carried sigma^2: clamped at 1e-6) or
@@ -157,8 +163,6 @@ class VSCCAutoencoder(nn.Module):
         if mode == "ae":
             return received
         if mode == "fv":
-            if torch.isnan(self.kb_variance).any():
-                raise RuntimeError("fixed-variance reception needs the knowledge-base variance (set_kb_variance)")
             return gaussian_reparameterize(received, self.kb_variance.log().expand_as(received), generator)
         mu, second = received.chunk(2, dim=1)
         if tv_variance == "log":

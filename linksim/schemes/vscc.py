@@ -305,6 +305,8 @@ class VSCCScheme(Scheme):
                                            **({"image_size": p.data.image_size} if p.data.image_size else {}),
                                            **arch})
         self.model.eval()
+        if p.test_mode == "fv":
+            self.model.check_kb_variance()
         test = p.data.evaluation_set(context)
         self._images = test.images.to(device)
         self._sent, stats = self._encode_all(self._images)
