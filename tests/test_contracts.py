@@ -51,6 +51,9 @@ EXAMPLES: dict[str, dict] = {
     "aesci_direct": {"data": _MNIST, "classifier_train": _TINY_TRAIN},
     "jcm": {"data": _CIFAR, "method": "jcm", "bandwidth_ratio": "1/24", "width": 0.0625, "snr_db": [0, 12],
             "train": _TINY_TRAIN},
+    "split_jscc": {"data": _CIFAR, "bandwidth_ratio": "1/48", "interface": {"bits": 400}, "width": 8,
+                   "channel_width": 8, "source_train": {**_TINY_TRAIN, "validation": 16, "samples": 2},
+                   "train": {**_TINY_TRAIN, "validation": 16, "samples": 2, "snr_db": 10.0}},
     "vscc": {"data": _CIFAR, "matching": 5.0, "draws": 2, "base_width": 8, "stage_widths": [8, 16],
              "num_groups": 4, "latent_channels": 2, "train": {**_TINY_TRAIN, "snr_db": 5.0}},
 }
@@ -67,6 +70,7 @@ BAD_VALUES: dict[str, list[tuple[str, object]]] = {
     "aesci_jpeg": [("quality", 101), ("subsampling", "4:1:1")],
     "aesci_direct": [("lpips", "sometimes"), ("classifier_train.epochs", 0)],
     "jcm": [("width", 0.1), ("train.snr_db", 5), ("method", "digital")],
+    "split_jscc": [("interface", {"bits": 402}), ("source_train.snr_db", 5.0), ("train.samples", 1), ("decision", "soft-ish")],
     "vscc": [("matching", 0), ("draws", 0), ("tv_variance", "linear"), ("power", "peak")],
 }
 """Per scheme: (dotted) params keys and values its params model refuses; the error must name the key
