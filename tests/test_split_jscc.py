@@ -12,8 +12,11 @@ import torch
 from conftest import seeded
 from pydantic import ValidationError
 
+from linksim import registry
 from linksim.channels import AWGNChannel
 from linksim.channels.binary import bsc_output_probs, level_index
+from linksim.data import DataParams, ImageDataset
+from linksim.data.pooled import POOLED, pooled_loader
 from linksim.engine import seed_everything
 from linksim.estimators import bernoulli_log_prob, vimco_surrogate
 from linksim.link.packing import real_to_complex
@@ -178,6 +181,31 @@ def test_scheme_end_to_end_shares_the_stage_one_weights(tmp_path, synthetic_data
     assert other.facts["weights"] != first.facts["weights"] and not other.facts["weights_reused"]
     assert torch.equal(other._sent, first._sent)
     assert other.reconstruct(torch.arange(3), torch.tensor(0.1), AWGNChannel()).dtype == torch.uint8
+
+
+def test_pooled_split_is_disjoint_complete_and_seeded(monkeypatch):
+    """``cifar10-pooled``: CIFAR-10's two splits pooled and split again, 6,000 test images (seed002 §4)."""
+
+    def numbered(split, path=None):  # image i carries its pool index in two pixels
+        offset, n = (0, 900) if split == "train" else (900, 300)
+        i = torch.arange(offset, offset + n)
+        images = torch.zeros(n, 3, 32, 32, dtype=torch.uint8)
+        images[:, 0, 0, 0], images[:, 0, 0, 1] = (i % 256).to(torch.uint8), (i // 256).to(torch.uint8)
+        return ImageDataset(images, torch.zeros(n, dtype=torch.int64), ("x",), "numbered", "numbered")
+
+    monkeypatch.setitem(registry.datasets(), "numbered", numbered)
+    load = pooled_loader("numbered", 250)
+
+    def index(data):
+        return (data.images[:, 0, 0, 0].long() + 256 * data.images[:, 0, 0, 1].long()).tolist()
+
+    train, test = index(load("train")), index(load("test"))
+    assert len(test) == 250 and len(train) == 950 and set(train) | set(test) == set(range(1200))
+    assert not set(train) & set(test) and train == sorted(train)
+    assert any(i >= 900 for i in train) and any(i < 900 for i in test)  # pooled, not the original split
+    assert index(load("test")) == test
+    assert DataParams(name="cifar10-pooled").image_shape == (3, 32, 32)
+    assert registry.datasets()["cifar10-pooled"] is POOLED["cifar10-pooled"]
 
 
 @pytest.mark.parametrize(("kw", "key"), [

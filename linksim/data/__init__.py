@@ -19,6 +19,7 @@ from .image_folder import (
 )
 from .mnist import load_mnist
 from .params import EVAL_SAMPLE_SEED, IMAGE_SHAPES, DataParams
+from .pooled import POOLED, pooled_loader
 from .quadrants import split_quadrants
 from .synthetic import SYNTHETIC, synthetic_images, synthetic_loader
 
@@ -38,6 +39,7 @@ __all__ = [
     "load_image_folder",
     "load_mini_imagenet",
     "load_mnist",
+    "pooled_loader",
     "resize_center_crop",
     "split_quadrants",
     "synthetic_images",
@@ -47,7 +49,7 @@ __all__ = [
 DATASETS: dict[str, Callable[..., ImageDataset]] = {"mnist": load_mnist, "cifar10": load_cifar10}
 """Dataset name -> loader called as ``loader(split, root=None, path=None)``."""
 
-for _name, _loader in {**DATASETS, **SYNTHETIC}.items():
+for _name, _loader in {**DATASETS, **SYNTHETIC, **POOLED}.items():
     register_dataset(_name, _loader)
 # any local image tree; also takes size= (data.image_size), which callers pass only when set
 register_dataset("image-folder", image_folder_dataset)

@@ -16,7 +16,8 @@ from linksim.data.base import ImageDataset
 __all__ = ["DataParams", "EVAL_SAMPLE_SEED", "IMAGE_SHAPES"]
 
 IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {
-    "mnist": (1, 28, 28), "cifar10": (3, 32, 32), "synthetic-mnist": (1, 28, 28), "synthetic-cifar": (3, 32, 32)}
+    "mnist": (1, 28, 28), "cifar10": (3, 32, 32), "synthetic-mnist": (1, 28, 28), "synthetic-cifar": (3, 32, 32),
+    "cifar10-pooled": (3, 32, 32)}
 """``(C, H, W)`` of the registered datasets whose images have one fixed size (what a scheme sizes its
 model and its channel uses by before any data is loaded); ``image-folder`` takes its size from
 ``data.image_size`` instead."""
