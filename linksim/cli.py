@@ -27,21 +27,41 @@ def _cmd_validate(args) -> int:
     return 0
 
 
-def _summary(csv: Path) -> str:
+def _summary(csv: Path, manifest: dict) -> str:
+    """The final table: every point's primary (name, value, interval), ``samples``, ``errors``, and BER
+    and BLER where a scheme has them; then what ``samples`` and ``errors`` count, per scheme."""
     import pandas as pd
 
+    from linksim.progress import STOP_LABELS
     from linksim.results import read_results
 
     df = read_results(csv)
-    if "primary" in df.columns:  # schemes whose primary is a mean: its value and interval as well
-        values = {f"value{part}": [row.get(f"{p}{part}") if isinstance(p, str) else None
-                                   for p, (_, row) in zip(df["primary"], df.iterrows(), strict=True)]
-                  for part in ("", "_ci_low", "_ci_high")}
-        df = pd.concat([df, pd.DataFrame(values, index=df.index)], axis=1)  # one insert: no fragmentation
-    cols = [c for c in ("scheme", "channel", "snr_db", "esno_db", "snr_norm_db", "samples", "errors", "error_rate",
-                        "ci_low", "ci_high", "primary", "value", "value_ci_low", "value_ci_high")
-            if c in df.columns and df[c].notna().any()]
-    return df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    primaries = {name: entry.get("primary") or {} for name, entry in manifest.get("schemes", {}).items()}
+    mean = df["primary"].map(lambda p: isinstance(p, str)) if "primary" in df else pd.Series(False, index=df.index)
+    names = [p if m else primaries.get(s, {}).get("name", "error_rate")
+             for s, p, m in zip(df["scheme"], df.get("primary", [None] * len(df)), mean, strict=True)]
+    pick = {part: [row.get(f"{n}{part}") if m else row.get({"": "error_rate"}.get(part, part.lstrip("_")))
+                   for n, m, (_, row) in zip(names, mean, df.iterrows(), strict=True)]
+            for part in ("", "_ci_low", "_ci_high")}
+    table = pd.DataFrame({"scheme": df["scheme"], "channel": df["channel"], "snr_db": df["snr_db"], "primary": names,
+                          "value": pick[""], "ci_low": pick["_ci_low"], "ci_high": pick["_ci_high"],
+                          "samples": df["samples"], "errors": df["errors"]}, index=df.index)
+    for extra in ("ber", "bler"):
+        if extra in df and df[extra].notna().any():
+            table[extra] = df[extra]
+    if "stop_reason" in df and df["stop_reason"].notna().any():
+        table["stopped by"] = df["stop_reason"].map(lambda r: STOP_LABELS.get(r, r) if isinstance(r, str) else "-")
+    table = table.dropna(axis=1, how="all")
+    lines = [table.to_string(index=False, float_format=lambda v: f"{v:.4g}"),
+             "", ("samples: items simulated per point (the scheme's unit: codewords, blocks, images); "
+                  "errors: the count behind a rate primary:")]
+    for scheme in dict.fromkeys(df["scheme"]):
+        p = primaries.get(scheme, {})
+        if "errors" in p:
+            lines.append(f"  {scheme}: {p['name']} = {p['errors']} / {p['of']}; errors = {p['errors']}")
+        elif "mean_over" in p:
+            lines.append(f"  {scheme}: {p['name']} is a mean over {p['mean_over']} (no error count)")
+    return "\n".join(lines)
 
 
 def _cmd_run(args) -> int:
@@ -55,18 +75,51 @@ def _cmd_run(args) -> int:
     summary = run_scenario(scenario, opts)
     rd = summary.run_dir
     if rd.csv.is_file():
-        print(_summary(rd.csv))
+        print(_summary(rd.csv, rd.load_manifest()))
     state = "complete" if summary.remaining == 0 else f"{summary.remaining} work units left (rerun with --resume)"
     cut = f", {summary.cut} cut by stop_sweep_below" if summary.cut else ""
     print(f"\n{summary.finished} points run, {summary.skipped} reused{cut}; {state}\nresults: {rd.csv}\nmanifest: {rd.manifest_path}")
     return 0
 
 
-def _cmd_plot(args) -> int:
-    from linksim.plots import plot_files
+def _where(assignments: list[str] | None) -> dict[str, list[str]]:
+    """``--where COL=VALUE`` (repeatable; one column given twice keeps either value) as a filter."""
+    out: dict[str, list[str]] = {}
+    for a in assignments or []:
+        column, sep, value = a.partition("=")
+        if not sep or not column:
+            raise RuntimeError(f"--where {a!r}: expected COLUMN=VALUE, e.g. --where config=qpsk-r1_2")
+        out.setdefault(column.strip(), []).append(value.strip())
+    return out
 
-    out = Path(args.out) if args.out else Path(args.results[0]).parent / "plots"
-    for p in plot_files(args.results, out, args.metric, args.x, tuple(args.format)):
+
+def _cmd_plot(args) -> int:
+    import json
+
+    from linksim.config import Scenario
+    from linksim.plots import plot_files, plot_run
+    from linksim.results import RunDirectory
+
+    paths = [Path(r) for r in args.results]
+    if all(p.is_dir() for p in paths) and not args.metric:  # run directories: their scenario's own figures
+        for p in paths:
+            run = RunDirectory(p)
+            if not run.manifest_path.is_file():
+                raise RuntimeError(f"{p}: no manifest.json (a run directory of `linksim run` was expected)")
+            scenario = Scenario.model_validate(json.loads(run.manifest_path.read_text())["scenario"])
+            scenario.outputs.formats = list(args.format)
+            for f in plot_run(run, scenario, args.style, Path(args.out) if args.out else None):
+                print(f)
+        return 0
+    csvs = [p / "results.csv" if p.is_dir() else p for p in paths]
+    out = Path(args.out) if args.out else csvs[0].parent / "plots"
+    figure = {"schemes": args.scheme, "channels": args.channel, "where": _where(args.where), "title": args.title,
+              "xlim": args.xlim, "ylim": args.ylim, "size": args.size, "log_y": args.log_y}
+    try:
+        drawn = plot_files(csvs, out, args.metric, args.x, tuple(args.format), args.style or "paper", **figure)
+    except (KeyError, ValueError) as err:
+        raise RuntimeError(f"{csvs[0]}: {err}") from None
+    for p in drawn:
         print(p)
     return 0
 
@@ -157,11 +210,30 @@ def _parser() -> argparse.ArgumentParser:
     scenario_args(v)
     v.set_defaults(func=_cmd_validate)
 
-    pl = sub.add_parser("plot", help="plot one or several results.csv files (overlaid)")
-    pl.add_argument("results", nargs="+", help="results.csv files to overlay")
-    pl.add_argument("--metric", "-m", action="append", help="column to plot (default: every rate)")
+    pl = sub.add_parser("plot", help="plot results.csv files (overlaid), or redraw run directories' own figures")
+    pl.add_argument("results", nargs="+",
+                    help="results.csv files to overlay, or run directories: alone and without --metric, each "
+                         "run's scenario figures are redrawn")
+    pl.add_argument("--metric", "-m", action="append", help="column to plot, repeatable (default: every rate)")
     pl.add_argument("--x", default="snr_db", choices=["snr_db", "esno_db", "ebno_db", "snr_norm_db"],
                     help="x axis: the scenario's SNR axis (snr_db) or one of the others (default: snr_db)")
+    pl.add_argument("--scheme", action="append", help="draw only this scheme, repeatable (default: all)")
+    pl.add_argument("--channel", action="append", help="draw only this channel, repeatable (default: all)")
+    pl.add_argument("--where", action="append", metavar="COLUMN=VALUE",
+                    help="keep rows whose COLUMN holds VALUE, repeatable, e.g. --where stop_reason=max_samples")
+    pl.add_argument("--title", help="title over the axes")
+    pl.add_argument("--xlim", nargs=2, type=float, metavar=("LOW", "HIGH"), help="x axis range")
+    pl.add_argument("--ylim", nargs=2, type=float, metavar=("LOW", "HIGH"), help="y axis range")
+    pl.add_argument("--size", nargs=2, type=float, metavar=("WIDTH", "HEIGHT"),
+                    help="figure size in inches (default: the style's, 3.5 x 2.6 for paper)")
+    scale = pl.add_mutually_exclusive_group()
+    scale.add_argument("--log-y", dest="log_y", action="store_const", const=True,
+                       help="logarithmic y axis (default: for rates)")
+    scale.add_argument("--linear-y", dest="log_y", action="store_const", const=False,
+                       help="linear y axis (default: for means and other columns)")
+    pl.add_argument("--style", choices=["paper", "wide"], default=None,
+                    help="paper: one column, 8 pt, legend inside; wide: for screens (default: paper, or for "
+                         "run directories each figure's own)")
     pl.add_argument("--out", help="directory for the figures (default: next to the first CSV)")
     pl.add_argument("--format", action="append", default=None, choices=["png", "pdf", "svg"],
                     help="file format, repeatable (default: png and pdf)")

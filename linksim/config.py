@@ -217,6 +217,8 @@ class PlotSpec(_Strict):
     paper, and ``channels`` the channels to draw them on (default all); ``name`` then prefixes the
     file (``<name>_<metric>_vs_<x>``) and ``title`` heads the plot. ``band``: two columns
     ``[low, high]`` shaded around each curve that has them (e.g. the spread over repeated draws).
+    ``style``: ``paper`` or ``wide`` (:data:`linksim.plots.STYLES`; default ``outputs.style``), ``xlim``
+    / ``ylim``: the axis ranges, ``size``: width and height in inches (default the style's).
     """
 
     metric: str
@@ -227,6 +229,10 @@ class PlotSpec(_Strict):
     name: str | None = Field(None, pattern=_NAME)
     title: str | None = None
     band: tuple[str, str] | None = None
+    style: Literal["paper", "wide"] | None = None
+    xlim: tuple[float, float] | None = None
+    ylim: tuple[float, float] | None = None
+    size: tuple[PositiveFloat, PositiveFloat] | None = None
 
 
 class ExamplesSpec(_Strict):
@@ -247,6 +253,7 @@ class Outputs(_Strict):
     plots: list[PlotSpec] | None = None
     examples: list[ExamplesSpec] = []
     formats: list[Literal["png", "pdf", "svg"]] = ["png", "pdf"]
+    style: Literal["paper", "wide"] = "paper"
 
 
 class Scenario(_Strict):

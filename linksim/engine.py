@@ -23,7 +23,7 @@ from linksim.schemes.base import Derived, Mean, Rate, Scheme
 from linksim.snr import esno_db_to_no, esno_from_axis, snr_on_all_axes
 from linksim.stats import binomial_interval, mean_interval, sample_std
 
-__all__ = ["WorkUnit", "derived_seed", "unit_seed", "seed_everything", "half_width", "run_unit"]
+__all__ = ["STOP_REASONS", "WorkUnit", "derived_seed", "unit_seed", "seed_everything", "half_width", "run_unit"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,22 @@ def _precise_enough(status: dict[str, float], samples: int, stop: StopRule, batc
     return status["errors"] >= stop.target_errors
 
 
+#: why a point stopped, the ``stop_reason`` column (first that holds, in this order)
+STOP_REASONS = ("target_errors", "target_half_width", "max_samples", "max_time_s")
+
+
+def _stop_reason(status: dict[str, float], samples: int, stop: StopRule, batches: int,
+                 elapsed_s: float) -> str | None:
+    """The :data:`STOP_REASONS` entry that ends the point after this batch, ``None`` to go on."""
+    if _precise_enough(status, samples, stop, batches):
+        return "target_half_width" if "half_width" in status else "target_errors"
+    if samples >= stop.max_samples:
+        return "max_samples"
+    if stop.max_time_s is not None and elapsed_s >= stop.max_time_s:
+        return "max_time_s"
+    return None
+
+
 @torch.no_grad()
 def run_unit(
     scheme: Scheme,
@@ -131,9 +147,9 @@ def run_unit(
     :param seed: the unit's seed (:func:`unit_seed`).
     :param progress: called after every batch with (items in the batch, ``{"errors": primary errors so
         far}`` for a rate primary or ``{"half_width": its interval's half-width}`` for a mean).
-    :output: the row: identity and SNR columns, ``samples``; for a rate primary ``errors, error_rate,
-        ci_low, ci_high`` (its numerator, value and interval); for a mean primary ``primary`` (its
-        name) and those four NaN; every statistic of the scheme (:func:`_with_intervals`), the raw
+    :output: the row: identity and SNR columns, ``samples``, ``stop_reason`` (why it stopped,
+        :data:`STOP_REASONS`); for a rate primary ``errors, error_rate, ci_low, ci_high`` (its
+        numerator, value and interval); for a mean primary ``primary`` (its name) and those four NaN; every statistic of the scheme (:func:`_with_intervals`), the raw
         counters, theory columns and what :meth:`~linksim.schemes.base.Scheme.summarize` adds.
     """
     budget = scheme.budget(channel)
@@ -164,11 +180,8 @@ def run_unit(
         status = _progress_status(counters, primary, stop)  # once per batch: the interval costs a t quantile
         if progress is not None:
             progress(batch, status)
-        if (
-            _precise_enough(status, counters["samples"], stop, batches)
-            or counters["samples"] >= stop.max_samples
-            or (stop.max_time_s is not None and time.perf_counter() - start >= stop.max_time_s)
-        ):
+        reason = _stop_reason(status, counters["samples"], stop, batches, time.perf_counter() - start)
+        if reason is not None:
             break
     rates = _with_intervals(counters, scheme, stop)
     if isinstance(primary, Mean):
@@ -187,6 +200,7 @@ def run_unit(
         "channel_uses": budget.channel_uses,
         "info_bits": math.nan if budget.info_bits is None else budget.info_bits,
         "samples": counters["samples"],
+        "stop_reason": reason,
         **head,
         **rates,
         **{k: v for k, v in sorted(counters.items()) if k != "samples"},

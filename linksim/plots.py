@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import textwrap
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import matplotlib
 
@@ -25,23 +27,79 @@ from linksim.config import PlotSpec  # noqa: E402
 from linksim.results import is_rate, read_results  # noqa: E402
 from linksim.snr import axis_label  # noqa: E402
 
-__all__ = ["RunData", "load_run", "rate_columns", "plot_metric", "plot_run", "plot_files", "save_figure"]
+__all__ = ["PlotStyle", "STYLES", "METRIC_LABELS", "metric_label", "RunData", "load_run", "rate_columns", "select_rows",
+           "plot_metric", "plot_run", "plot_files", "save_figure"]
 
 _MARKERS = ["o", "s", "^", "v", "D", "x", "+", "*"]
 _LINES = ["-", "--", "-.", (0, (3, 1, 1, 1)), (0, (5, 2))]
 _X_AXIS = {"esno_db": "esno", "ebno_db": "ebno", "snr_norm_db": "snr_norm"}
 
 
+@dataclass(frozen=True)
+class PlotStyle:
+    """How a figure looks: ``size`` in inches, fonts in points, where the legend goes (``inside`` the
+    axes while it has at most ``legend_inside_max`` entries, else under them; ``outside``: right of
+    them), the raster resolution in dpi (PDF and SVG are vector)."""
+
+    size: tuple[float, float]
+    font_pt: float
+    legend: Literal["inside", "outside"]
+    line_width: float
+    marker_size: float
+    dpi: int
+    label_chars: int
+    legend_inside_max: int = 6
+
+
+#: ``paper``: one column of a two-column paper (3.5 in wide, 8 pt); ``wide``: a screen or a slide
+STYLES: dict[str, PlotStyle] = {
+    "paper": PlotStyle(size=(3.5, 2.6), font_pt=8, legend="inside", line_width=1.0, marker_size=3.0, dpi=300,
+                       label_chars=40),
+    "wide": PlotStyle(size=(9.5, 5.2), font_pt=10, legend="outside", line_width=1.2, marker_size=3.5, dpi=150,
+                      label_chars=70),
+}
+
+#: axis labels for the columns linksim writes (any other column: its name, ``_db`` shown as ``[dB]``)
+METRIC_LABELS = {
+    "ber": "Bit error rate", "bler": "Block error rate", "psnr_db": "PSNR [dB]",
+    "psnr_paper_db": "PSNR, the paper's convention [dB]", "ssim": "SSIM", "mse": "MSE",
+    "accuracy": "Classification accuracy", "image_failure_rate": "Image failure rate",
+    "session_failure_rate": "Session failure rate", "rr": "Recognition ratio",
+    "occupancy_entropy_bits": "Entropy of the points sent [bit]", "psnr_of_mean_mse_db": "PSNR of the mean MSE [dB]",
+}
+
+#: what ``error_rate`` (each row's primary rate) is, by the name of the schemes' primary
+_PRIMARY_LABELS = {"error_rate": "Classification error rate", "ber": "Bit error rate", "bler": "Block error rate"}
+
+
+def metric_label(metric: str, primaries: set[str] | None = None) -> str:
+    """The y-axis label of ``metric``; ``error_rate`` is named after the schemes' primary
+    (``primaries``: their names) when they share one."""
+    if metric == "error_rate":
+        if primaries and len(primaries) == 1:
+            (name,) = primaries
+            return _PRIMARY_LABELS.get(name) or METRIC_LABELS.get(name) or name.replace("_", " ").capitalize()
+        return "Error rate (each scheme's primary)"
+    if metric in METRIC_LABELS:
+        return METRIC_LABELS[metric]
+    text = metric[: -len("_db")] + " [dB]" if metric.endswith("_db") else metric
+    return text.replace("_", " ")
+
+
 class RunData:
-    """A results table with what the figures need from its manifest (labels, axis reference)."""
+    """A results table with what the figures need from its manifest (labels, primaries, axis reference)."""
 
     def __init__(self, df: pd.DataFrame, manifest: dict, name: str):
         self.df, self.manifest, self.name = df, manifest, name
         sc = manifest.get("scenario", {})
         self.labels = {s["name"]: s.get("label") or s["name"] for s in sc.get("schemes", [])}
+        self.primaries = {n: e["primary"]["name"] for n, e in manifest.get("schemes", {}).items() if "primary" in e}
         snr = sc.get("snr", {})
         ref = snr.get("reference_channel_uses")
         self.reference_shown = None if ref is None else f"{ref:g} {snr.get('reference_unit', 'complex')}"
+
+    def where(self, df: pd.DataFrame) -> RunData:
+        return RunData(df, self.manifest, self.name)
 
 
 def load_run(csv: str | Path) -> RunData:
@@ -60,101 +118,190 @@ def rate_columns(df: pd.DataFrame) -> list[str]:
     return head + [r for r in stats if r != "error_rate"]
 
 
+def select_rows(df: pd.DataFrame, where: dict[str, list]) -> pd.DataFrame:
+    """The rows whose column ``c`` holds one of ``where[c]`` for every ``c`` (numbers compared as
+    numbers: ``snr_db=3`` keeps 3.0).
+
+    :raises ValueError: a column the table lacks, naming the columns it has.
+    """
+    keep = pd.Series(True, index=df.index)
+    for column, values in where.items():
+        if column not in df.columns:
+            raise ValueError(f"no column {column!r} to filter on; the results have {', '.join(df.columns[:12])}, ...")
+        if pd.api.types.is_numeric_dtype(df[column]):
+            keep &= df[column].isin([float(v) for v in values])
+        else:
+            keep &= df[column].astype(str).isin([str(v) for v in values])
+    return df[keep]
+
+
 def _x_label(runs: list[RunData], x: str) -> str:
     run = runs[0]
     axis = _X_AXIS.get(x) or str(run.df["snr_axis"].iloc[0])
     return axis_label(axis, run.reference_shown)
 
 
+def _legend(ax: plt.Axes, fig: plt.Figure, style: PlotStyle, order: list[str]) -> None:
+    """Inside the axes (``paper``, few entries), under them (``paper``, many), or right of them (``wide``);
+    entries in ``order`` (the order the curves were drawn), the others after them."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    rank = {label: i for i, label in enumerate(order)}
+    labels, handles = zip(*sorted(zip(labels, handles, strict=True), key=lambda e: rank.get(e[0], len(rank))),
+                          strict=True)
+    small = style.font_pt - 1.5
+    if style.legend == "outside":
+        ax.legend(handles, labels, fontsize=small, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    elif len(handles) <= style.legend_inside_max:
+        ax.legend(handles, labels, fontsize=small, loc="best", framealpha=0.85, handlelength=2.2, borderaxespad=0.4)
+    else:  # too many for the inside of a 3.5 in figure: a block under the axes, the figure grows to hold it
+        rows = -(-len(handles) // 2)
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(width, height + rows * small * 1.5 / 72)
+        ax.legend(handles, labels, fontsize=small, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2,
+                  frameon=False,
+                  handlelength=2.2, columnspacing=1.0)
+
+
 def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool | None = None,
                 schemes: list[str] | None = None, title: str | None = None,
-                channels: list[str] | None = None, band: tuple[str, str] | None = None) -> plt.Figure:
-    """One figure of ``metric`` against ``x`` with every (run, scheme, channel) as a curve (only the
-    schemes named in ``schemes`` and the channels named in ``channels``, if given), the columns
-    ``band = (low, high)`` shaded around the curves that have values there."""
-    for column, keep in (("scheme", schemes), ("channel", channels)):
-        if keep is not None:
-            runs = [RunData(run.df[run.df[column].isin(keep)], run.manifest, run.name) for run in runs]
-    fig, ax = plt.subplots(figsize=(9.5, 5.2))
+                channels: list[str] | None = None, band: tuple[str, str] | None = None, style: str = "paper",
+                xlim: tuple[float, float] | None = None, ylim: tuple[float, float] | None = None,
+                size: tuple[float, float] | None = None, where: dict[str, list] | None = None) -> plt.Figure:
+    """One figure of ``metric`` against ``x`` with every (run, scheme, channel) as a curve.
+
+    :param schemes: the schemes drawn (default all); ``channels``: the channels (default all);
+        ``where``: further filters ``{column: [values]}`` (:func:`select_rows`).
+    :param band: two columns ``(low, high)`` shaded around the curves that have values there.
+    :param style: a :data:`STYLES` name; ``size`` (inches) overrides its size, ``xlim`` / ``ylim`` fix the axes.
+
+    A rate point with no errors has no place on a log axis: it is drawn as the upper end of its
+    interval with a downward triangle (``gid="upper-bound"``), the point's value is below it. The
+    channel is left out of the labels when the figure shows one channel.
+    """
+    look = STYLES[style]
+    filters = {**({"scheme": schemes} if schemes is not None else {}),
+               **({"channel": channels} if channels is not None else {}), **(where or {})}
+    runs = [run.where(select_rows(run.df, filters)) for run in runs] if filters else runs
+    with plt.rc_context({"font.size": look.font_pt, "axes.titlesize": look.font_pt,
+                         "axes.labelsize": look.font_pt, "xtick.labelsize": look.font_pt - 1,
+                         "ytick.labelsize": look.font_pt - 1, "pdf.fonttype": 42}):
+        fig, ax = plt.subplots(figsize=size or look.size)
+        order = _draw_curves(ax, runs, metric, x, log_y, band, look)
+        ax.set_xlabel(_x_label(runs, x))
+        ax.set_ylabel(metric_label(metric, {run.primaries.get(s) for run in runs for s in run.df["scheme"].unique()}
+                                   - {None}))
+        if xlim:
+            ax.set_xlim(*xlim)
+        if ylim:
+            ax.set_ylim(*ylim)
+        if title:  # wrapped to the axes' width (about 0.55 em per character)
+            width_chars = int((fig.get_size_inches()[0] - 0.6) * 72 / (0.55 * look.font_pt))
+            ax.set_title("\n".join(textwrap.wrap(title, width_chars)))
+        ax.grid(True, which="both", alpha=0.3)
+        _legend(ax, fig, look, order)
+        fig.tight_layout(pad=0.3)
+    return fig
+
+
+def _draw_curves(ax: plt.Axes, runs: list[RunData], metric: str, x: str, log_y: bool | None,
+                 band: tuple[str, str] | None, look: PlotStyle) -> list[str]:
+    """Draw every curve; returns their labels in drawing order."""
     curves = [(run, key) for run in runs for key in run.df.groupby(["scheme", "channel"], sort=False).groups]
     run_schemes = list(dict.fromkeys((id(run), k[0]) for run, k in curves))
     channels = list(dict.fromkeys(k[1] for _, k in curves))
     colour = {s: f"C{i % 10}" for i, s in enumerate(run_schemes)}  # one colour per scheme,
-    style = {c: (_MARKERS[i % len(_MARKERS)], _LINES[i % len(_LINES)]) for i, c in enumerate(channels)}  # per channel
+    marker_line = {c: (_MARKERS[i % len(_MARKERS)], _LINES[i % len(_LINES)]) for i, c in enumerate(channels)}
     log_y = is_rate(runs[0].df, metric) if log_y is None else log_y
+    if log_y:
+        ax.set_yscale("log")
     lo, hi = ("ci_low", "ci_high") if metric == "error_rate" else (f"{metric}_ci_low", f"{metric}_ci_high")
+    bound_labelled, order = False, []
     for run in runs:
-        df = run.df
-        for (scheme, channel), g in df.groupby(["scheme", "channel"], sort=False):
+        for (scheme, channel), g in run.df.groupby(["scheme", "channel"], sort=False):
             g = g.sort_values(x)
             y = g[metric].to_numpy(float)
             if np.all(np.isnan(y)):
                 continue
-            label = textwrap.shorten(f"{run.labels.get(scheme, scheme)} | {channel}", 70, placeholder="...")
+            label = textwrap.shorten(run.labels.get(scheme, scheme), look.label_chars, placeholder="...")
+            if len(channels) > 1:
+                label = f"{label} | {channel}"
             if len(runs) > 1:
                 label = f"{run.name}: {label}"
+            order.append(label)
             xs = g[x].to_numpy(float)
+            zero = log_y & (y == 0)
             if log_y:
-                y = np.where(y > 0, y, np.nan)  # zero errors cannot be drawn on a log axis
-            marker, ls = style[channel]
-            fmt = {"color": colour[(id(run), scheme)], "marker": marker, "ls": ls, "ms": 3.5, "lw": 1.2}
+                y = np.where(y > 0, y, np.nan)  # zero errors cannot be drawn on a log axis: see the bound below
+            marker, ls = marker_line[channel]
+            fmt = {"color": colour[(id(run), scheme)], "marker": marker, "ls": ls, "ms": look.marker_size,
+                   "lw": look.line_width}
             if lo in g:
                 yerr = np.vstack([y - g[lo].to_numpy(float), g[hi].to_numpy(float) - y])
                 ax.errorbar(xs, y, yerr=np.clip(np.nan_to_num(yerr), 0, None), capsize=2, label=label, **fmt)
             else:
                 ax.plot(xs, y, label=label, **fmt)
+            if zero.any() and hi in g:
+                bound = g[hi].to_numpy(float)[zero]
+                ax.plot(xs[zero], bound, ls="none", marker="v", ms=look.marker_size + 2, mfc="none",
+                        mec=fmt["color"], gid="upper-bound",
+                        label=None if bound_labelled else "no errors: interval's upper end")
+                bound_labelled = True
             if band is not None and all(c in g for c in band) and g[band[0]].notna().any():
                 ax.fill_between(xs, g[band[0]].to_numpy(float), g[band[1]].to_numpy(float), color=fmt["color"],
                                 alpha=0.15, lw=0)
             if f"{metric}_theory" in g and g[f"{metric}_theory"].notna().any():
-                ax.plot(xs, g[f"{metric}_theory"], ls=(0, (1, 1)), color="k", lw=1, label=f"{label} (theory)")
+                ax.plot(xs, g[f"{metric}_theory"], ls=(0, (1, 1)), color="k", lw=look.line_width * 0.8,
+                        label=f"{label} (theory)")
             if "shannon_esno_db" in g and g["shannon_esno_db"].notna().any():
                 shift = (g[x] - g["esno_db"]).iloc[0]
-                ax.axvline(g["shannon_esno_db"].iloc[0] + shift, ls=":", color=fmt["color"], lw=1,
+                ax.axvline(g["shannon_esno_db"].iloc[0] + shift, ls=":", color=fmt["color"], lw=look.line_width * 0.8,
                            label=f"{label} (Shannon limit)")
-    if log_y:
-        ax.set_yscale("log")
-    ax.set_xlabel(_x_label(runs, x))
-    ax.set_ylabel(metric)
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    fig.tight_layout()
-    return fig
+    return order
 
 
-def save_figure(fig: plt.Figure, stem: Path, formats: list[str] | tuple[str, ...]) -> list[Path]:
-    """Write ``fig`` as ``<stem>.<format>`` for each format (150 dpi), close it, return the paths."""
+def save_figure(fig: plt.Figure, stem: Path, formats: list[str] | tuple[str, ...], dpi: int = 150) -> list[Path]:
+    """Write ``fig`` as ``<stem>.<format>`` for each format (rasters at ``dpi``), close it, return the paths."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(f".{fmt}") for fmt in formats]
     for p in paths:
-        fig.savefig(p, dpi=150)
+        fig.savefig(p, dpi=dpi)
     plt.close(fig)
     return paths
 
 
 def plot_files(csvs: list[str | Path], out_dir: Path, metrics: list[str] | None = None, x: str = "snr_db",
-               formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
-    """Overlay several runs' results; one figure per metric (default: every rate)."""
+               formats: tuple[str, ...] = ("png", "pdf"), style: str = "paper", **figure) -> list[Path]:
+    """Overlay several runs' results; one figure per metric (default: every rate).
+
+    :param figure: what :func:`plot_metric` takes besides the runs, metric and x: ``schemes``, ``channels``,
+        ``where``, ``title``, ``xlim``, ``ylim``, ``size``, ``log_y``.
+    """
     runs = [load_run(c) for c in csvs]
     metrics = metrics or rate_columns(runs[0].df)
     out = []
     for metric in metrics:
-        out += save_figure(plot_metric(runs, metric, x), out_dir / f"{metric}_vs_{x}", list(formats))
+        fig = plot_metric(runs, metric, x, style=style, **figure)
+        out += save_figure(fig, out_dir / f"{metric}_vs_{x}", list(formats), STYLES[style].dpi)
     return out
 
 
-def plot_run(run_dir, scenario) -> list[Path]:
-    """The scenario's figures (``outputs.plots``, default every rate) into ``<run>/plots/``."""
+#: more curves than this in one figure is hard to read: the scenario should split it (``outputs.plots``)
+READABLE_CURVES = 12
+
+
+def plot_run(run_dir, scenario, style: str | None = None, out_dir: Path | None = None) -> list[Path]:
+    """The scenario's figures (``outputs.plots``, default every rate) into ``<run>/plots/`` (or ``out_dir``).
+
+    :param style: a :data:`STYLES` name for every figure, overriding each figure's ``style`` and the
+        scenario's ``outputs.style``.
+    """
     run = load_run(run_dir.csv)
     specs = scenario.outputs.plots or [PlotSpec(metric=m) for m in rate_columns(run.df)]
     out = []
     for i, p in enumerate(specs):
-        shown = run.df
-        for column, keep in (("scheme", p.schemes), ("channel", p.channels)):
-            if keep:
-                shown = shown[shown[column].isin(keep)]
+        shown = select_rows(run.df, {k: v for k, v in (("scheme", p.schemes), ("channel", p.channels)) if v})
         if p.metric not in run.df.columns or shown.empty:
             continue  # nothing to draw (a profile or an override may leave a figure's schemes or channels out)
         if not pd.api.types.is_numeric_dtype(run.df[p.metric]):
@@ -162,7 +309,13 @@ def plot_run(run_dir, scenario) -> list[Path]:
                           f"({run.df[p.metric].dtype}); figure skipped, the results are kept", RuntimeWarning,
                           stacklevel=2)
             continue
+        curves = len(shown.dropna(subset=[p.metric]).groupby(["scheme", "channel"]))
+        if curves > READABLE_CURVES:
+            warnings.warn(f"outputs.plots[{i}] ({p.name or p.metric}): {curves} curves in one figure; split it with "
+                          "schemes / channels", RuntimeWarning, stacklevel=2)
+        look = style or p.style or scenario.outputs.style
         stem = f"{p.name}_{p.metric}_vs_{p.x}" if p.name else f"{p.metric}_vs_{p.x}"
-        fig = plot_metric([run], p.metric, p.x, p.log_y, p.schemes, p.title, p.channels, p.band)
-        out += save_figure(fig, run_dir.plots / stem, scenario.outputs.formats)
+        fig = plot_metric([run], p.metric, p.x, p.log_y, p.schemes, p.title, p.channels, p.band, style=look,
+                          xlim=p.xlim, ylim=p.ylim, size=p.size)
+        out += save_figure(fig, (out_dir or run_dir.plots) / stem, scenario.outputs.formats, STYLES[look].dpi)
     return out

@@ -14,18 +14,18 @@ from pathlib import Path
 
 import torch
 from sionna.phy import config as sionna_config
-from tqdm import tqdm
 
 from linksim import registry
 from linksim.accel import CompileMode, GraphMode, resolve_compile, resolve_cuda_graphs
 from linksim.channels.base import Channel
 from linksim.config import ChannelSpec, Scenario, SchemeSpec, stop_key_problems
 from linksim.engine import WorkUnit, derived_seed, run_unit, seed_everything, unit_seed
+from linksim.progress import PointReporter
 from linksim.results import RunDirectory
 from linksim.schemes.base import Mean, Scheme, SchemeContext
 
 __all__ = ["RunOptions", "RunSummary", "resolve_device", "build_channel", "build_scheme", "check_stop_keys",
-           "work_units", "run_scenario"]
+           "work_units", "primary_description", "run_scenario"]
 
 
 @dataclass
@@ -39,6 +39,7 @@ class RunOptions:
     :param max_units: stop after this many newly finished work units (the run can be resumed).
     :param plots: draw the figures at the end.
     :param progress: show progress bars.
+    :param report: print one line per finished point (:class:`~linksim.progress.PointReporter`).
     :param compile: ``torch.compile`` hot paths: ``on``, ``off``, or ``auto`` (on CUDA only); see :mod:`linksim.accel`.
     :param cuda_graphs: capture training steps in CUDA graphs: ``auto`` (on CUDA devices) or ``off``.
     """
@@ -52,6 +53,7 @@ class RunOptions:
     max_units: int | None = None
     plots: bool = True
     progress: bool = True
+    report: bool = True
     compile: CompileMode = "auto"
     cuda_graphs: GraphMode = "auto"
 
@@ -208,8 +210,14 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
     context.prepared = lambda name: _prepared(name, scenario, specs, schemes, context, manifest)
     swept_out: set[tuple[str, str]] = set()  # (scheme, channel) curves past their stop_sweep_below point
     counts = {"run": 0, "reused": 0, "cut": 0, "left": 0}
+    todo = [u for u in units if u.key not in finished]
+    report = PointReporter(len(todo) if opts.max_units is None else min(len(todo), opts.max_units),
+                           name_width=max(len(f"{u.scheme} / {u.channel}") for u in units), bars=opts.progress,
+                           lines=opts.report)
+    if len(todo) < len(units):
+        report.note(f"{len(units) - len(todo)} of {len(units)} points finished by an earlier session: reused")
     t_run = time.perf_counter()
-    for unit in units:
+    for i, unit in enumerate(units):
         curve = (unit.scheme, unit.channel)
         stop = scenario.stop_for(specs[unit.scheme])
         if curve in swept_out:
@@ -222,7 +230,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
             counts["left"] += 1
             continue
         else:
-            row = _run_one(scenario, specs, schemes, channels, context, unit, stop, opts.progress, manifest)
+            row = _run_one(scenario, specs, schemes, channels, context, unit, stop, report, manifest)
             rows.append(row)
             run_dir.write_rows(rows, order)
             counts["run"] += 1
@@ -230,6 +238,12 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
             run_dir.write_manifest(manifest)
         if stop.stop_sweep_below is not None and not _mean_primary(row) and row["error_rate"] < stop.stop_sweep_below:
             swept_out.add(curve)  # rate primaries only (a mean primary's error_rate is NaN)
+            later = [u for u in units[i + 1:] if (u.scheme, u.channel) == curve]
+            if later:
+                report.swept_below(unit.scheme, unit.channel, unit.snr_db, stop.stop_sweep_below, len(later))
+                report.overall.total -= sum(u.key not in finished for u in later)
+                report.overall.refresh()
+    report.close()
 
     session["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     session["wall_s"] = round(time.perf_counter() - t_run, 3)
@@ -277,9 +291,19 @@ def _prepared(name: str, scenario: Scenario, specs: dict[str, SchemeSpec], schem
         check_stop_keys(scenario, specs[name], scheme, manifest.get("scenario_file"))  # before any training
         scheme.prepare(context)
         schemes[name] = scheme
-        manifest.setdefault("schemes", {})[name] = {**scheme.describe(),
+        manifest.setdefault("schemes", {})[name] = {"primary": primary_description(scheme), **scheme.describe(),
                                                     "prepare_wall_s": round(time.perf_counter() - t0, 3)}
     return schemes[name]
+
+
+def primary_description(scheme: Scheme) -> dict[str, str]:
+    """What a scheme's rows count (the manifest's ``schemes.<name>.primary``): its primary's name and,
+    for a rate, the counters behind ``errors`` and the ratio (``{"name": "ber", "errors": "bit_errors",
+    "of": "bits"}``), for a mean, what it is averaged over."""
+    stat = scheme.rates[scheme.primary]
+    if isinstance(stat, Mean):
+        return {"name": scheme.primary, "mean_over": stat.count}
+    return {"name": scheme.primary, "errors": stat.numerator, "of": stat.denominator}
 
 
 def _mean_primary(row: dict) -> bool:
@@ -302,22 +326,24 @@ def check_stop_keys(scenario: Scenario, spec: SchemeSpec, scheme: Scheme, source
         raise RuntimeError(lines[0])
 
 
-def _run_one(scenario, specs, schemes, channels, context, unit: WorkUnit, stop, progress_bar: bool,
+def _run_one(scenario, specs, schemes, channels, context, unit: WorkUnit, stop, report: PointReporter,
              manifest: dict) -> dict:
-    """Build (once) and prepare the unit's scheme, simulate the unit, record its seed and wall time."""
-    _prepared(unit.scheme, scenario, specs, schemes, context, manifest)
+    """Build (once) and prepare the unit's scheme, simulate the unit, record its seed and wall time,
+    report its line."""
+    scheme = _prepared(unit.scheme, scenario, specs, schemes, context, manifest)
     seed = unit_seed(scenario.seed, unit)
-    bar = tqdm(total=stop.max_samples, desc=str(unit), unit="item", disable=not progress_bar, leave=False)
+    bar = report.point_bar(str(unit), stop.max_samples)
 
     def progress(n: int, status: dict[str, float]) -> None:
         bar.update(n)
         bar.set_postfix({k: int(v) if k == "errors" else f"{v:.3g}" for k, v in status.items()})
 
     t0 = time.perf_counter()
-    row = run_unit(schemes[unit.scheme], channels[unit.channel], unit, scenario.snr, stop, seed, progress)
+    row = run_unit(scheme, channels[unit.channel], unit, scenario.snr, stop, seed, progress)
     bar.close()
     entry = {"seed": seed, "wall_s": round(time.perf_counter() - t0, 3), "samples": row["samples"]}
-    if stages := schemes[unit.scheme].stage_times.take():
+    if stages := scheme.stage_times.take():
         entry["stages_s"] = stages
     manifest["units"][f"{unit.scheme}|{unit.channel}|{unit.snr_db:g}"] = entry
+    report.finished(row, scheme.primary, entry["wall_s"])
     return row

@@ -1,7 +1,9 @@
 """The command line end to end on a tiny scenario: run, summary, plots from the CSV, list, help texts."""
 
 import re
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from linksim.cli import main
@@ -12,7 +14,8 @@ def test_run_writes_results_manifest_and_plots(write_scenario, tmp_path, capsys)
     path = write_scenario()
     assert main(["run", str(path), "--profile", "quick", "--out", str(tmp_path), "--run-id", "r", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "8 points run, 0 reused; complete" in out and "error_rate" in out
+    assert "8 points run, 0 reused; complete" in out
+    assert "ldpc: bler = block_errors / samples" in out and "unc: ber = bit_errors / bits" in out  # what they count
     run = tmp_path / "tiny" / "r"
     for name in ["results.csv", "manifest.json", "plots/bler_vs_snr_db.png", "plots/ber_vs_snr_db.pdf",
                  "plots/error_rate_vs_snr_db.png"]:
@@ -28,7 +31,8 @@ def test_run_writes_results_manifest_and_plots(write_scenario, tmp_path, capsys)
 
     assert main(["run", str(path), "--profile", "quick", "--out", str(tmp_path), "--run-id", "r", "--resume",
                  "--quiet"]) == 0
-    assert "0 points run, 8 reused" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0 points run, 8 reused" in out and "8 of 8 points finished by an earlier session: reused" in out
 
     assert main(["plot", str(run / "results.csv"), str(run / "results.csv"), "-m", "ber", "--out",
                  str(tmp_path / "fig")]) == 0
@@ -127,3 +131,89 @@ def test_an_unwritable_output_directory_is_a_one_line_error(write_scenario, tmp_
     assert main(["run", str(write_scenario()), "--out", str(blocker / "sub"), "--quiet", "--no-plots"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("linksim: error: cannot write ") and "Not a directory" in err[0]
+
+
+def test_a_run_prints_a_line_per_point_and_one_overall_bar(write_scenario, tmp_path, capsys):
+    """As sim_ber: a table line per finished point that stays (stdout), one overall bar (stderr)."""
+    from conftest import SMALL_SCENARIO
+
+    path = write_scenario(SMALL_SCENARIO.replace("stop: {batch_size: 100, target_errors: 20, max_samples: 300}",
+                                                 "stop: {batch_size: 100, target_errors: 20, max_samples: 300, "
+                                                 "stop_sweep_below: 0.5}"))
+    assert main(["run", str(path), "--out", str(tmp_path), "--run-id", "r", "--no-plots"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("scheme / channel"))
+    assert "primary" in lines[header] and "stopped by" in lines[header]
+    table = [line for line in lines[header + 1:] if re.match(r"(ldpc|unc) / (awgn|rayleigh) +\d", line)]
+    rows = pd.read_csv(tmp_path / "tiny" / "r" / "results.csv")
+    assert len(table) == len(rows) >= 4  # one line per point run, in the order they finished
+    for line, (_, row) in zip(table, rows.iterrows(), strict=True):
+        words = line.split()
+        assert words[:4] == [row["scheme"], "/", row["channel"], f"{row['snr_db']:g}"]
+        assert f"{row['samples']}" in words and line.rstrip().endswith(
+            {"target_errors": "target errors", "max_samples": "max samples"}[row["stop_reason"]])
+    cut = [line for line in lines if "(stop_sweep_below)" in line]
+    assert cut and "later point(s) not run" in cut[0]  # the swept-below curves say so
+    bar = captured.err.replace("\r", "\n")
+    assert re.search(rf"points: 100%.*{len(rows)}/{len(rows)}", bar)  # one overall bar, k / N with its ETA
+
+
+def _zero_error_results(tmp_path):
+    rows = [{"scheme": "code", "channel": "awgn", "snr_db": x, "snr_axis": "ebno", "samples": 1000,
+             "errors": e, "error_rate": e / 1000, "ci_low": 0.0 if e == 0 else e / 2000, "ci_high": (e + 3) / 1000,
+             "bler": e / 1000, "bler_ci_low": 0.0 if e == 0 else e / 2000, "bler_ci_high": (e + 3) / 1000}
+            for x, e in ((0.0, 500), (1.0, 40), (2.0, 0), (3.0, 0))]
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    return load_run(tmp_path / "results.csv")
+
+
+def test_points_with_no_errors_are_drawn_as_upper_bounds(tmp_path):
+    fig = plot_metric([_zero_error_results(tmp_path)], "bler")
+    ax = fig.axes[0]
+    bounds = [line for line in ax.get_lines() if line.get_gid() == "upper-bound"]
+    assert len(bounds) == 1 and list(bounds[0].get_xdata()) == [2.0, 3.0]
+    assert list(bounds[0].get_ydata()) == [0.003, 0.003] and bounds[0].get_marker() == "v"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["code", "no errors: interval's upper end"]  # one channel: left out of the label
+    assert ax.get_ylabel() == "Block error rate" and fig.get_size_inches()[0] == pytest.approx(3.5)
+
+
+def test_plot_command_filters_limits_sizes_and_styles(tmp_path, capsys):
+    import matplotlib.pyplot as plt
+
+    from linksim.plots import plot_files
+
+    data = _zero_error_results(tmp_path)
+    fig = plot_metric([data], "bler", where={"snr_db": ["0", "1"]}, xlim=(-1, 4), ylim=(1e-3, 1), size=(5, 3),
+                      style="wide", title="two points")
+    ax = fig.axes[0]
+    assert ax.get_xlim() == (-1, 4) and ax.get_ylim() == pytest.approx((1e-3, 1))
+    assert tuple(fig.get_size_inches()) == (5, 3) and ax.get_title() == "two points"
+    assert not [line for line in ax.get_lines() if line.get_gid() == "upper-bound"]  # the zero points filtered out
+    plt.close(fig)
+    assert main(["plot", str(tmp_path / "results.csv"), "-m", "bler", "--where", "snr_db=2", "--where", "snr_db=3",
+                 "--xlim", "0", "4", "--size", "4", "3", "--style", "wide", "--title", "T", "--format", "svg",
+                 "--out", str(tmp_path / "f")]) == 0
+    assert (tmp_path / "f" / "bler_vs_snr_db.svg").is_file()
+    assert main(["plot", str(tmp_path / "results.csv"), "--where", "nonsense=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no column 'nonsense' to filter on" in err and len(err.splitlines()) == 1
+    with pytest.raises(ValueError, match="no column"):
+        plot_files([tmp_path / "results.csv"], tmp_path / "g", where={"nonsense": ["1"]})
+
+
+def test_plot_redraws_a_run_directory_in_another_style(write_scenario, tmp_path, capsys):
+    from matplotlib.image import imread
+
+    path = write_scenario()
+    assert main(["run", str(path), "--profile", "quick", "--out", str(tmp_path), "--run-id", "r", "--quiet"]) == 0
+    run = tmp_path / "tiny" / "r"
+    paper = imread(run / "plots" / "ber_vs_snr_db.png")
+    capsys.readouterr()
+    assert main(["plot", str(run), "--style", "wide", "--format", "png", "--out", str(tmp_path / "wide")]) == 0
+    drawn = capsys.readouterr().out.split()
+    assert sorted(Path(p).name for p in drawn) == ["ber_vs_snr_db.png", "bler_vs_snr_db.png",
+                                                   "error_rate_vs_snr_db.png"]
+    wide = imread(tmp_path / "wide" / "ber_vs_snr_db.png")
+    assert paper.shape[1] == 3.5 * 300 and wide.shape[1] == 9.5 * 150  # paper: 3.5 in at 300 dpi
