@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import reprlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic import (
     Field,
     NonNegativeInt,
     PositiveFloat,
+    PrivateAttr,
     ValidationError,
     model_validator,
 )
@@ -256,8 +258,24 @@ class Outputs(_Strict):
     style: Literal["paper", "wide"] = "paper"
 
 
+@dataclass(frozen=True)
+class ScenarioOrigin:
+    """Where a loaded scenario came from (recorded in the manifest of its runs)."""
+
+    file: str
+    profile: str | None
+    overrides: list[str]
+
+
 class Scenario(_Strict):
-    """A whole scenario file (after its profile and ``--set`` overrides are applied)."""
+    """A whole scenario file (after its profile and ``--set`` overrides are applied); ``origin`` says
+    which file, profile and overrides :func:`load_scenario` made it from (``None`` when built in code)."""
+
+    _origin: ScenarioOrigin | None = PrivateAttr(default=None)
+
+    @property
+    def origin(self) -> ScenarioOrigin | None:
+        return self._origin
 
     name: str = Field(..., pattern=_NAME)
     description: str = ""
@@ -621,4 +639,5 @@ def load_scenario(path: str | Path, profile: str | None = None, overrides: list[
         problems += _check_stop_keys(source, scenario)
     if problems:
         raise ConfigError(problems)
+    scenario._origin = ScenarioOrigin(str(path), profile, list(overrides))
     return scenario
