@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,12 +16,14 @@ from pydantic import ValidationError
 from linksim import registry
 from linksim.channels import AWGNChannel
 from linksim.channels.binary import bsc_output_probs, level_index
+from linksim.config import load_scenario
 from linksim.data import DataParams, ImageDataset
 from linksim.data.pooled import POOLED, pooled_loader
 from linksim.engine import seed_everything
 from linksim.estimators import bernoulli_log_prob, vimco_surrogate
 from linksim.link.packing import real_to_complex
 from linksim.models import ChannelCodec, SourceCodec
+from linksim.runner import build_scheme
 from linksim.schemes.base import SchemeContext
 from linksim.schemes.split_jscc import (
     SplitJSCCParams,
@@ -32,6 +35,8 @@ from linksim.schemes.split_jscc import (
 # seed002 §2: eps_i from eq. 17 and the BSC capacity 1 - h2(eps_i) of each level
 SPEC_TABLE = [(0.400000, 0.0290), (0.205562, 0.2671), (0.105639, 0.5134), (0.054288, 0.6957), (0.027899, 0.8163),
               (0.014337, 0.8917), (0.007368, 0.9372), (0.003786, 0.9641), (0.001946, 0.9797), (0.001000, 0.9886)]
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
 _TINY = {"data": {"name": "cifar10", "eval_subset": 8}, "bandwidth_ratio": "1/48",
          "interface": {"bits": 400}, "width": 8, "channel_width": 8}
@@ -206,6 +211,29 @@ def test_pooled_split_is_disjoint_complete_and_seeded(monkeypatch):
     assert index(load("test")) == test
     assert DataParams(name="cifar10-pooled").image_shape == (3, 32, 32)
     assert registry.datasets()["cifar10-pooled"] is POOLED["cifar10-pooled"]
+
+
+@pytest.mark.parametrize("profile", ["quick", "cpu", "full"])
+def test_scenario_profiles_build(profile):
+    """Every profile of the scenario loads and its schemes build (K = 128 / 64, the MCS grid of §5); the
+    full profile's learned models (70 M parameters each) are checked by their params only."""
+    scenario = load_scenario(SCENARIOS / "split_deepjscc_cifar10.yaml", profile=profile)
+    awgn = AWGNChannel()
+    by_name = {s.name: s for s in scenario.schemes}
+    if profile == "full":
+        paper = SplitJSCCParams(**by_name["split-r1_24-s20"].params)
+        assert (paper.width, paper.source_train.samples, paper.train.samples, paper.source_train.lr) == (256, 100, 100, 1e-5)
+        assert paper.interface.bits == 10_000 and paper.source_train.validation == 6000
+    else:
+        schemes = {name: build_scheme(s, seed=0) for name, s in by_name.items() if s.type != "image_digital"}
+        assert schemes["split-r1_24-s20"].budget(awgn).channel_uses == 128
+        assert schemes["split-r1_48-s20"].budget(awgn).channel_uses == 64
+        assert schemes["djscc-r1_24-s20"].budget(awgn).channel_uses == 128
+    digital = build_scheme(by_name["hevc-ldpc-r1_24"], seed=0)
+    assert all(digital.codewords_per_image(i, awgn) >= 1 for i in range(len(digital.params.mcs)))
+    assert {m.n for m in digital.params.mcs} == {512, 768}
+    narrow = build_scheme(by_name["hevc-ldpc-r1_48"], seed=0)
+    assert [narrow.codewords_per_image(i, awgn) for i in range(len(narrow.params.mcs))] == [1] * 5
 
 
 @pytest.mark.parametrize(("kw", "key"), [
