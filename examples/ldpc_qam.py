@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from _common import interval, parser, run, save, table
 
-SMOKE = ["channels=[awgn, rayleigh]", "snr.start=1", "snr.stop=4", "snr.step=3",
-         "stop.batch_size=100", "stop.max_samples=100", "schemes.uncoded-16qam.stop.max_samples=2000"]
+SCHEMES = ("ldpc-qpsk", "ldpc-16qam", "uncoded-16qam")
+SMOKE = ["snr.start=1", "snr.stop=4", "snr.step=3", "stop.batch_size=100", "stop.max_samples=100",
+         "schemes.uncoded-16qam.stop.max_samples=2000",  # per scheme: the figures name every channel
+         *(f"schemes.{name}.channels=[awgn, rayleigh]" for name in SCHEMES)]
 
 
 def main(argv: list[str] | None = None):
