@@ -7,8 +7,8 @@ several compression ratios against JPEG (payload over the link) and direct 8-bit
 same 5G LDPC + QPSK link, over AWGN and slow Rayleigh fading (MNIST Figs. 4-6, CIFAR-10 Figs. 10-12),
 plus the decoder's own channel uses charged per session of N images. The script prints PSNR with its
 interval, RR, BLER and the share of sessions whose decoder arrived damaged, the Es/N0 each curve
-needs for RR 0.9 with its shift against JPEG at the same Cr (the paper's "AESC-I needs less SNR"
-claim), and saves the RR figure at the highest compression ratio (Fig. 5b; CIFAR-10: Fig. 11a).
+needs for RR 0.9 with its shift against JPEG at the same Cr (Figs. 5-6: where AESC-I stands against
+JPEG at one compression ratio), and saves the RR figure at the highest compression ratio (Fig. 5b; CIFAR-10: Fig. 11a).
 
     python examples/aesci.py                    # MNIST, quick profile: about 40 min on a busy CPU
     python examples/aesci.py --dataset cifar10 --data ~/cifar-10-python.tar.gz
@@ -16,7 +16,17 @@ claim), and saves the RR figure at the highest compression ratio (Fig. 5b; CIFAR
 
 from __future__ import annotations
 
-from _common import headline, interval, parser, run, save, synthetic_mnist, table
+from _common import (
+    CIFAR10_COPY,
+    MNIST_COPY,
+    headline,
+    interval,
+    parser,
+    run,
+    save,
+    synthetic_mnist,
+    table,
+)
 
 KINDS = ("aesci", "aesci_jpeg", "aesci_direct")
 CR = {"mnist": "cr20", "cifar10": "cr12"}  # the highest compression ratio of each scenario
@@ -27,8 +37,8 @@ LEFT_OUT = ["aesci-cr4", "aesci-cr8", "jpeg-cr4", "jpeg-cr8", "aesci-cr20-n1", "
 def smoke(out: str) -> list[str]:
     """Synthetic 28 x 28 images, Cr 20 only, AWGN only, one epoch of classifier and codec on 300 images."""
     data = synthetic_mnist(out)
-    return [*(f"scheme_defaults.{kind}.{key}" for kind in KINDS for key in (
-                f"data.path={data}", "data.eval_subset=50", "classifier_train.subset=300", "classifier_train.epochs=1")),
+    tiny = (f"data.path={data}", "data.eval_subset=50", "classifier_train.subset=300", "classifier_train.epochs=1")
+    return [*(f"scheme_defaults.{kind}.{key}" for kind in KINDS for key in tiny),
             "scheme_defaults.aesci.train.subset=300", "scheme_defaults.aesci.session_images=50",
             "snr.values=[2, 8]", "stop.batch_size=50", "stop.max_samples=50",
             *(f"schemes.{name}.channels=[awgn]" for name in ("aesci-cr20", "jpeg-cr20", "direct")),
@@ -36,7 +46,7 @@ def smoke(out: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None):
-    cli = parser(__doc__, data="CIFAR-10 (with --dataset cifar10)")
+    cli = parser(__doc__, data=f"{CIFAR10_COPY}; {MNIST_COPY}")
     cli.add_argument("--dataset", choices=list(CR), default="mnist", help="MNIST (Figs. 4-8) or CIFAR-10 (Figs. 10-14)")
     args = cli.parse_args(argv)
     if args.smoke and args.dataset != "mnist":

@@ -2,22 +2,32 @@
 (scenarios/deepjscc_cifar10.yaml).
 
 What you get: PSNR / SSIM vs test SNR of DeepJSCC models trained at one SNR each (the paper's
-mismatch curves, Figs. 3-6: rho 1/12 and 1/6, AWGN and slow Rayleigh fading without CSI), against
+mismatch curves: rho 1/12 and 1/6, AWGN and slow Rayleigh fading without CSI), against
 HEVC-intra (the codec inside BPG) + 5G LDPC with the best MCS per point and HEVC-intra at capacity, on
 the same test images and channel uses. The script prints PSNR with its 95 % interval, the Es/N0 each
 curve needs for 25 dB PSNR, how many dB of PSNR DeepJSCC (trained at 7 dB) is ahead of HEVC + LDPC at
-each SNR (the paper's no-cliff claim), and saves the AWGN rho 1/12 figure (Fig. 3 style).
+each SNR (graceful degradation against the digital cliff effect), and saves the AWGN rho 1/12
+figure in the paper's layout.
 
-    python examples/deepjscc.py --data ~/cifar-10-python.tar.gz   # quick: 4 two-epoch models, a few minutes
+    python examples/deepjscc.py --data ~/cifar-10-python.tar.gz   # quick: 4 two-epoch models, about 3 min
     python examples/deepjscc.py --profile cpu --data ...          # about 2 h of 2 CPU cores
 """
 
 from __future__ import annotations
 
-from _common import headline, interval, parser, run, save, table
+from _common import (
+    CIFAR10_COPY,
+    headline,
+    interval,
+    parser,
+    run,
+    save,
+    synthetic_cifar,
+    table,
+)
 
 KINDS = ("deepjscc", "image_digital")
-SMOKE = [*(f"scheme_defaults.{kind}.data.{key}" for kind in KINDS for key in ("name=synthetic-cifar", "eval_subset=20")),
+SMOKE = [*synthetic_cifar(KINDS, images=20),
          "scheme_defaults.deepjscc.train={epochs: 1, subset: 200, validation: 40, batch_size: 32}",
          "snr.values=[1, 13]", "stop.batch_size=20", "stop.max_samples=20",
          *(f"schemes.{name}.channels=[]" for name in ("djscc-r1_12-awgn1", "djscc-r1_12-awgn13", "djscc-r1_12-ray7",
@@ -27,7 +37,7 @@ FIGURE = ["djscc-r1_12-awgn1", "djscc-r1_12-awgn4", "djscc-r1_12-awgn7", "djscc-
 
 
 def main(argv: list[str] | None = None):
-    args = parser(__doc__, data="CIFAR-10").parse_args(argv)
+    args = parser(__doc__, data=CIFAR10_COPY).parse_args(argv)
     overrides = list(SMOKE) if args.smoke else []
     if args.data:
         overrides += [f"scheme_defaults.{kind}.data.path={args.data}" for kind in KINDS]

@@ -7,7 +7,7 @@ vs SNR of JCM (a VAE that picks QAM points) against its Analog upper bound and t
 entropy of the points sent (Figs. 6-7), HEVC-intra + 5G LDPC at the same 128 channel uses, and the
 AWGN-trained models over Rayleigh and TDL-A. The script prints PSNR with its interval, accuracy and
 entropy, how far each digital method stays below the Analog bound at each SNR and how far JCM is
-ahead of Uniform and NN (the paper's Fig. 2 claim), and saves the Fig. 2 16-QAM figure.
+ahead of Uniform and NN (the paper's Fig. 2 comparison), and saves the Fig. 2 16-QAM figure.
 
     python examples/jcm.py --data ~/cifar-10-python.tar.gz   # quick: width 1/8, 1,000 images, about 10 min
     python examples/jcm.py --profile cpu --data ...          # width 1/4, 10,000 images: 3-4 h of 2 CPU cores
@@ -15,10 +15,19 @@ ahead of Uniform and NN (the paper's Fig. 2 claim), and saves the Fig. 2 16-QAM 
 
 from __future__ import annotations
 
-from _common import headline, interval, parser, run, save, table
+from _common import (
+    CIFAR10_COPY,
+    headline,
+    interval,
+    parser,
+    run,
+    save,
+    synthetic_cifar,
+    table,
+)
 
 KINDS = ("jcm", "image_digital")
-SMOKE = [*(f"scheme_defaults.{kind}.data.{key}" for kind in KINDS for key in ("name=synthetic-cifar", "eval_subset=16")),
+SMOKE = [*synthetic_cifar(KINDS, images=16),
          "scheme_defaults.jcm.width=0.0625", "scheme_defaults.jcm.snr_db=[0, 12]",
          "scheme_defaults.jcm.train={epochs: 1, batch_size: 16, subset: 64}",
          "scheme_defaults.jcm.quantizer={images: 32, steps: 20}", "schemes.analog-2d-n128.params.train.epochs=1",
@@ -30,7 +39,7 @@ FIGURE = ["analog-2d-n128", "jcm-qam16-n128", "nn-qam16-n128", "uniform-qam16-n1
 
 
 def main(argv: list[str] | None = None):
-    args = parser(__doc__, data="CIFAR-10").parse_args(argv)
+    args = parser(__doc__, data=CIFAR10_COPY).parse_args(argv)
     overrides = list(SMOKE) if args.smoke else []
     if args.data:
         overrides += [f"scheme_defaults.{kind}.data.path={args.data}" for kind in KINDS]

@@ -7,7 +7,7 @@ the BLER table with its 95 % intervals, the Eb/N0 each coded curve needs for BLE
 channel (the textbook "fading costs x dB" comparison) and saves the AWGN BLER waterfalls.
 
     python examples/ldpc_qam.py                 # quick profile: about a minute on one CPU core
-    python examples/ldpc_qam.py --profile full  # 1 dB steps, up to 20,000 codewords per point
+    python examples/ldpc_qam.py --profile none  # as written: 1 dB steps, up to 20,000 codewords per point
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ on one ResNet + attention autoencoder sending analog reals, with resampled laten
 min / max band over draws (Figs. 7-9: TV vs FV, the d sweep, VSCC vs VAE vs AE), over AWGN and
 Rayleigh, beside HEVC-intra + 5G LDPC and + capacity at the same channel uses. The script prints PSNR
 with its interval and band and SSIM, VSCC's lead over the VAE and the AE at each test SNR (Fig. 9's
-claim), and saves the Fig. 9 (b) figure with its band. The quick and cpu profiles run on CIFAR-10
+comparison), and saves the Fig. 9 (b) figure with its band. The quick and cpu profiles run on CIFAR-10
 at 32 x 32 with the paper's k/n; the full profile needs a local Mini-ImageNet copy (--data).
 
     python examples/vscc.py --data ~/cifar-10-python.tar.gz   # quick: five 2-epoch models, 15 min
@@ -16,10 +16,19 @@ at 32 x 32 with the paper's k/n; the full profile needs a local Mini-ImageNet co
 from __future__ import annotations
 
 import pandas as pd
-from _common import headline, interval, parser, run, save, table
+from _common import (
+    CIFAR10_COPY,
+    headline,
+    interval,
+    parser,
+    run,
+    save,
+    synthetic_cifar,
+    table,
+)
 
 KINDS = ("vscc", "image_digital")
-SMOKE = [*(f"scheme_defaults.{kind}.data.{key}" for kind in KINDS for key in ("name=synthetic-cifar", "eval_subset=20")),
+SMOKE = [*synthetic_cifar(KINDS, images=20),
          "scheme_defaults.vscc.draws=2", "scheme_defaults.vscc.train.epochs=1", "scheme_defaults.vscc.train.subset=200",
          "scheme_defaults.vscc.train.validation=40", "scheme_defaults.vscc.train.batch_size=32",
          "snr.values=[5, 15]", "stop.batch_size=20", "stop.max_samples=20",
@@ -30,7 +39,8 @@ FIGURE = ["vscc-s5-d5", "vae-s5", "ae-s5", "hevc-ldpc", "hevc-capacity"]
 
 
 def main(argv: list[str] | None = None):
-    args = parser(__doc__, data="CIFAR-10 (quick, cpu) or Mini-ImageNet (full)").parse_args(argv)
+    args = parser(__doc__, data=f"quick, cpu: {CIFAR10_COPY}; full: the Mini-ImageNet folder "
+                                           "(linksim.data.load_mini_imagenet says how to lay it out)").parse_args(argv)
     overrides = list(SMOKE) if args.smoke else []
     if args.data:
         overrides += [f"scheme_defaults.{kind}.data.path={args.data}" for kind in KINDS]
