@@ -179,6 +179,8 @@ def test_scheme_end_to_end_shares_the_stage_one_weights(tmp_path, synthetic_data
     assert {"psnr_db", "ssim", "ber", "ber_l1", "ber_l10"} <= set(first.rates)
     assert first.theory(AWGNChannel(), 10.0)["eps_l1"] == pytest.approx(0.4)
     assert (tmp_path / "run" / "training" / "split-r1_48.source.csv").is_file()
+    promised = first.facts["interface_psnr_db"]  # the code through the declared medium, one seeded draw
+    assert 0 < promised < 100 and first.interface_psnr_db(context.seed) == pytest.approx(promised, abs=1e-3)
 
     other = SplitJSCCScheme(_params(bandwidth_ratio="1/24", train={**_TRAIN, "snr_db": 5.0}))
     other.prepare(context)  # another (K, SNR): a new channel codec, the same source codec from the cache
