@@ -14,8 +14,9 @@ from conftest import seeded
 from pydantic import ValidationError
 
 from linksim import registry
-from linksim.channels import AWGNChannel
+from linksim.channels import AWGNChannel, RayleighChannel, TDLChannel
 from linksim.channels.binary import bsc_output_probs, level_index
+from linksim.channels.tdl import TDLParams
 from linksim.config import load_scenario
 from linksim.data import DataParams, ImageDataset
 from linksim.data.pooled import POOLED, pooled_loader
@@ -126,6 +127,17 @@ def test_rounding_makes_stage_two_deterministic_and_the_source_frozen():
     assert all(p.grad is None for p in scheme.source.parameters())
     assert all(p.grad is not None for p in scheme.model.parameters())
     assert metrics["ber"].shape == (4,) and metrics["psnr_db"].shape == (4,)
+
+
+@pytest.mark.parametrize("channel", [RayleighChannel(), TDLChannel(TDLParams(model="A"))], ids=["rayleigh", "tdl-a"])
+def test_channel_codec_trains_through_fading(channel):
+    """Beyond the paper: a stage-2 step through Rayleigh block fading or TDL-A (equalised symbols)."""
+    scheme = SplitJSCCScheme(_params())
+    scheme.source.requires_grad_(False)
+    loss, metrics = scheme.channel_step(torch.rand(2, 3, 32, 32, generator=seeded(8)), seeded(9), channel)
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in scheme.model.parameters())
+    assert metrics["ber"].shape == (2,)
 
 
 def test_power_normalisation_holds_per_codeword():
