@@ -52,7 +52,7 @@ def _direction(results: pd.DataFrame, x: str, metric: str) -> Direction:
 
 
 def snr_at(results: pd.DataFrame, target: float, x: str = "snr_norm_db", metric: str = "error_rate",
-           reference: str | None = None, direction: Direction | None = None) -> pd.DataFrame:
+           reference: str | None = None, direction: Direction | None = None, config: str = "") -> pd.DataFrame:
     """The SNR each (scheme, channel) curve needs to bring ``metric`` to ``target``: down to it for a
     metric that falls with SNR (an error rate), up to it for one that rises (PSNR, SSIM).
 
@@ -69,6 +69,8 @@ def snr_at(results: pd.DataFrame, target: float, x: str = "snr_norm_db", metric:
         same channel (positive: the curve needs more SNR).
     :param direction: ``falls`` or ``rises``; ``None``: ``rises`` when most curves end higher than
         they start, else ``falls``.
+    :param config: the rows of this configuration (the ``config`` column; default ``""``: each point's
+        headline row, e.g. an image baseline's envelope rather than one of its MCS).
     :output: one row per curve: ``scheme, channel, <x>_at_target`` (NaN if the curve does not reach the
         target inside its grid, or has reached it already at its first point), ``floor`` (falls: the
         curve's lowest value) or ``ceiling`` (rises: its highest), and ``shift_db`` with a reference.
@@ -76,6 +78,10 @@ def snr_at(results: pd.DataFrame, target: float, x: str = "snr_norm_db", metric:
     for column in (x, metric):
         if column not in results.columns:
             raise ValueError(f"results have no column {column!r}")
+    if "config" in results.columns:
+        if config not in set(results["config"]):
+            raise ValueError(f"no rows of config {config!r} (the results have {sorted(set(results['config']))})")
+        results = results[results["config"] == config]
     if direction not in (None, "falls", "rises"):
         raise ValueError(f"direction: expected falls or rises, found {direction!r}")
     direction = direction or _direction(results, x, metric)

@@ -73,12 +73,13 @@ class Run:
         return plot_metric([load_run(self.directory.csv)], metric, x, **figure)
 
     def snr_at(self, target: float, metric: str = "error_rate", x: str = "snr_norm_db",
-               reference: str | None = None) -> pd.DataFrame:
+               reference: str | None = None, config: str = "") -> pd.DataFrame:
         """The SNR (dB, on axis ``x``) at which each curve's ``metric`` reaches ``target``
-        (:func:`linksim.analysis.snr_at`), with ``shift_db`` against ``reference`` when given."""
+        (:func:`linksim.analysis.snr_at`), with ``shift_db`` against ``reference`` when given; the
+        rows of ``config`` (default each point's headline row)."""
         from linksim.analysis import snr_at
 
-        return snr_at(self.results(), target, x, metric, reference)
+        return snr_at(self.results(), target, x, metric, reference, config=config)
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"

@@ -11,8 +11,8 @@ import hashlib
 import math
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from sionna.phy import config as sionna_config
@@ -23,7 +23,7 @@ from linksim.schemes.base import Derived, Mean, Rate, Scheme
 from linksim.snr import esno_db_to_no, esno_from_axis, snr_on_all_axes
 from linksim.stats import binomial_interval, mean_interval, sample_std
 
-__all__ = ["STOP_REASONS", "WorkUnit", "derived_seed", "unit_seed", "seed_everything", "half_width", "run_unit"]
+__all__ = ["STOP_REASONS", "POINT_COLUMNS", "split_configs", "WorkUnit", "derived_seed", "unit_seed", "seed_everything", "half_width", "run_unit"]
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,46 @@ def _stop_reason(status: dict[str, float], samples: int, stop: StopRule, batches
     if stop.max_time_s is not None and elapsed_s >= stop.max_time_s:
         return "max_time_s"
     return None
+
+
+#: the columns that say which point a results row belongs to (every row of a point repeats them)
+POINT_COLUMNS = ("scheme", "channel", "snr_db", "snr_axis", "esno_db", "ebno_db", "snr_norm_db", "channel_uses",
+                 "info_bits", "samples", "stop_reason")
+_PARTS = ("", "_ci_low", "_ci_high", "_std")
+
+
+def split_configs(row: dict, configs: Sequence[str]) -> list[dict]:
+    """A point's row (:func:`run_unit`) as tidy rows: its headline row (``config`` empty: every column
+    not of a configuration) and one row per name of ``configs`` (``config`` = the name: the point
+    columns and each ``<name>_<config>[_ci_low|_ci_high|_std]`` column as ``<name>[...]``).
+
+    >>> split_configs({"scheme": "s", "snr_db": 1.0, "psnr_db": 30.0, "psnr_db_a": 30.0, "bler_a_ci_low": 0.1},
+    ...               ["a"])
+    [{'scheme': 's', 'config': '', 'snr_db': 1.0, 'psnr_db': 30.0}, {'scheme': 's', 'config': 'a', \
+'snr_db': 1.0, 'psnr_db': 30.0, 'bler_ci_low': 0.1}]
+    """
+    if not configs:
+        return [{**row, "config": ""}]
+    owner: dict[str, tuple[str, str]] = {}  # column -> (config, name without the config)
+    for config in sorted(configs, key=len):  # the longest name that matches wins ("r1_3" and "r1_34")
+        for column in row:
+            for part in _PARTS:
+                tail = f"_{config}{part}"
+                if column.endswith(tail) and len(column) > len(tail) and column not in POINT_COLUMNS:
+                    owner[column] = (config, column[: -len(tail)] + part)
+    point = {k: row[k] for k in POINT_COLUMNS if k in row}
+
+    def with_config(config: str, values: dict) -> dict:
+        out = {k: v for k, v in point.items() if k in ("scheme", "channel")}
+        out["config"] = config
+        out.update({k: v for k, v in point.items() if k not in out})
+        out.update(values)
+        return out
+
+    rows = [with_config("", {k: v for k, v in row.items() if k not in owner and k not in point})]
+    for config in configs:
+        rows.append(with_config(config, {name: row[column] for column, (c, name) in owner.items() if c == config}))
+    return rows
 
 
 @torch.no_grad()

@@ -13,14 +13,25 @@ import pandas as pd
 
 from linksim.atomic import atomic_write_text
 
-__all__ = ["RunDirectory", "read_results", "is_rate"]
+__all__ = ["LEADING_COLUMNS", "RunDirectory", "read_results", "is_rate"]
+
+
+#: the first columns of every results file, in this order (the rest follow as the rows have them)
+LEADING_COLUMNS = ("scheme", "channel", "config", "snr_db")
 
 
 def read_results(path: str | Path) -> pd.DataFrame:
-    """A ``results.csv`` as a DataFrame (``scheme`` and ``channel`` as strings). Only empty fields are
-    missing values (what the writer leaves for NaN), so a scheme named ``NA``, ``nan`` or ``null``
-    reads back as its name."""
-    return pd.read_csv(path, dtype={"scheme": str, "channel": str}, keep_default_na=False, na_values=[""])
+    """A ``results.csv`` as a DataFrame (``scheme``, ``channel`` and ``config`` as strings, ``config``
+    ``""`` on a point's headline row). Only empty fields are missing values (what the writer leaves
+    for NaN), so a scheme named ``NA``, ``nan`` or ``null`` reads back as its name. A file written
+    before configurations had rows of their own gets an empty ``config`` column."""
+    df = pd.read_csv(path, dtype={"scheme": str, "channel": str, "config": str}, keep_default_na=False,
+                     na_values=[""])
+    if "config" in df.columns:
+        df["config"] = df["config"].fillna("")
+    else:  # one concat, not an insert into a wide frame
+        df = pd.concat([df.iloc[:, :2], pd.DataFrame({"config": ""}, index=df.index), df.iloc[:, 2:]], axis=1)
+    return df
 
 
 def _cut_rows(path: Path) -> list[int]:
@@ -119,8 +130,9 @@ class RunDirectory:
     def write_rows(self, rows: list[dict], order: list[tuple]) -> None:
         """Atomically rewrite ``results.csv`` with ``rows`` sorted by their position in ``order``."""
         rank = {key: i for i, key in enumerate(order)}
-        rows = sorted(rows, key=lambda r: rank[(r["scheme"], r["channel"], float(r["snr_db"]))])
-        df = pd.DataFrame(rows)
+        rows = sorted(rows, key=lambda r: rank[(r["scheme"], r["channel"], float(r["snr_db"]))])  # stable: a
+        df = pd.DataFrame(rows)  # point's headline row stays ahead of its configuration rows
+        df = df[[c for c in LEADING_COLUMNS if c in df] + [c for c in df.columns if c not in LEADING_COLUMNS]]
         atomic_write_text(self.csv, df.to_csv(index=False, float_format="%.10g"))
 
     def write_manifest(self, manifest: dict) -> None:

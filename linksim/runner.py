@@ -19,7 +19,7 @@ from linksim import registry
 from linksim.accel import CompileMode, GraphMode, resolve_compile, resolve_cuda_graphs
 from linksim.channels.base import Channel
 from linksim.config import ChannelSpec, Scenario, SchemeSpec, stop_key_problems
-from linksim.engine import WorkUnit, derived_seed, run_unit, seed_everything, unit_seed
+from linksim.engine import WorkUnit, derived_seed, run_unit, seed_everything, split_configs, unit_seed
 from linksim.progress import PointReporter
 from linksim.results import RunDirectory
 from linksim.schemes.base import Mean, Scheme, SchemeContext
@@ -197,7 +197,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
     run_dir.write_manifest(manifest)
 
     rows = run_dir.load_rows()
-    finished = {(r["scheme"], r["channel"], float(r["snr_db"])): r for r in rows}
+    finished = {(r["scheme"], r["channel"], float(r["snr_db"])): r for r in rows if not r["config"]}  # headlines
     units = work_units(scenario)
     order = [u.key for u in units]
     context = SchemeContext(device=device, run_dir=run_dir.path, seed=scenario.seed, progress=opts.progress,
@@ -231,7 +231,7 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
             continue
         else:
             row = _run_one(scenario, specs, schemes, channels, context, unit, stop, report, manifest)
-            rows.append(row)
+            rows += split_configs(row, schemes[unit.scheme].configs)
             run_dir.write_rows(rows, order)
             counts["run"] += 1
             session["wall_s"] = round(time.perf_counter() - t_run, 3)

@@ -234,6 +234,31 @@ def test_counters_are_additive_and_the_envelope_picks_the_best_mcs():
     assert row["best_mcs"] == best and row["psnr_db"] == row[f"psnr_db_{best}"]
 
 
+def test_each_mcs_gets_a_results_row_of_the_same_shape_as_the_envelope():
+    """results.csv is tidy: the envelope's headline row, then one row per option with the same column
+    names (config = the option), so a figure or snr-at can read any MCS like any scheme."""
+    from linksim.engine import POINT_COLUMNS, split_configs
+
+    s = _scheme(capacity=True)
+    row = _row(s, 6, 6.0)
+    rows = split_configs(row, s.configs)
+    assert [r["config"] for r in rows] == ["", "qpsk", "16qam", "64qam", "capacity"]
+    headline, *options = rows
+    assert headline["best_mcs"] == row["best_mcs"] and headline["psnr_db"] == row["psnr_db"]
+    assert not [c for c in headline if any(c.endswith(f"_{o}") or f"_{o}_" in c for o in s.configs)]
+    for r in options:
+        o = r["config"]
+        assert r["psnr_db"] == row[f"psnr_db_{o}"] and r["psnr_db_ci_high"] == row[f"psnr_db_{o}_ci_high"]
+        assert r["failed"] == row[f"failed_{o}"] and r["image_failure_rate"] == row[f"image_failure_rate_{o}"]
+        assert all(r[c] == row[c] or r[c] != r[c] and row[c] != row[c]  # the point on every row (NaN: NaN)
+                   for c in POINT_COLUMNS if c in row)
+        assert ("bler" in r) == (o != "capacity")
+    assert set(options[0]) == set(options[1]) == set(options[2])  # every MCS row has the same columns
+    # every column of the point lands in exactly one row
+    assert sum(len(set(r) - set(POINT_COLUMNS) - {"scheme", "channel", "config"}) for r in rows) == \
+        len(set(row) - set(POINT_COLUMNS) - {"scheme", "channel"})
+
+
 def test_hevc_codec_fits_its_budget():
     pytest.importorskip("pillow_heif")
     s = _scheme(codec="hevc", mcs=[QAM16])

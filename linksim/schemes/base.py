@@ -196,10 +196,15 @@ class Scheme(nn.Module):
         ``target_errors`` stopping rule; a :class:`Mean` leaves those four columns NaN, is named in a
         ``primary`` column, and its interval's half-width drives ``target_half_width``.
         ``samples`` always counts source items.
+    :cvar configs: the configurations one point evaluates side by side on the same items (an image
+        baseline's MCS grid): their statistics and counters are named ``<name>_<config>``, and the
+        results file gets one row per configuration (``config`` column, names without the suffix)
+        after the point's headline row (``config`` empty), :func:`linksim.engine.split_configs`.
     """
 
     rates: ClassVar[dict[str, Statistic]] = {}
     primary: ClassVar[str] = ""
+    configs: tuple[str, ...] = ()
     name: str = ""  # the scenario's name for this instance (set by the runner)
 
     def prepare(self, context: SchemeContext) -> None:

@@ -49,7 +49,9 @@ of the files that fit); per MCS also ``codewords_<o>`` (codewords carrying file 
 **Rates:** ``psnr_db_<o>``, ``ssim_<o>``, ``mse_<o>`` (means over the images with a Student-t
 interval and ``_std``, :func:`~linksim.metrics.image_quality_rates`), ``psnr_of_mean_mse_db_<o>``
 (PSNR of the mean MSE), ``image_failure_rate_<o>`` (with interval), ``unfit_rate_<o>`` (plain
-ratio), ``bler_<o>`` (codeword error rate, with interval).
+ratio), ``bler_<o>`` (codeword error rate, with interval). The options are the scheme's
+:attr:`~linksim.schemes.base.Scheme.configs`: in ``results.csv`` each gets a row of its own after the
+envelope's (``config`` = ``<o>``, the columns without the ``_<o>``: ``psnr_db``, ``bler``, ``failed``, ...).
 
 **Headline** (``psnr_db``, ``ssim``, ``mse`` with their ``_ci_low``/``_ci_high``/``_std``,
 ``psnr_of_mean_mse_db``, ``image_failure_rate`` and the ``errors``/``error_rate``/``ci_*`` columns):
@@ -244,6 +246,7 @@ class ImageDigitalScheme(Scheme):
         self.codec = p.make_codec()
         self.mcs_names = [m.label for m in p.mcs]
         self.options = self.mcs_names + ([CAPACITY] if p.capacity else [])
+        self.configs = tuple(self.options)  # a results row per option, after the envelope's
         self.links = nn.ModuleList(DigitalLink(DigitalLinkParams(**m.model_dump(exclude={"name"}))) for m in p.mcs)
         self._headline_options = self.mcs_names or [CAPACITY]
         self.rates: dict[str, Statistic] = {}

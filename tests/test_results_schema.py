@@ -1,0 +1,73 @@
+"""The results file's shape: tidy configuration rows, stable leading columns, every column documented."""
+
+import re
+from pathlib import Path
+
+from linksim.cli import main
+from linksim.results import LEADING_COLUMNS, read_results
+
+ROOT = Path(__file__).resolve().parent.parent
+
+IMAGE_SCENARIO = """\
+name: tidy
+seed: 5
+device: cpu
+snr: {axis: esno, values: [0.0, 12.0]}
+stop: {batch_size: 4, max_samples: 8, target_errors: 1000000}
+schemes:
+  - name: jpeg
+    type: image_digital
+    params:
+      codec: jpeg
+      jpeg: {headers: abbreviated}
+      bandwidth_ratio: 1/6
+      capacity: true
+      data: {name: synthetic-cifar, eval_subset: 8}
+      mcs:
+        - {name: qpsk-r1_2, k: 256, n: 512, bits_per_symbol: 2, interleaver: nr}
+        - {name: 16qam-r1_2, k: 512, n: 1024, bits_per_symbol: 4, interleaver: nr}
+  - {name: ldpc, type: digital_link, params: {k: 64, n: 128, bits_per_symbol: 2}}
+channels: [awgn]
+"""
+
+
+def test_configurations_get_rows_and_a_resumed_run_writes_the_same_bytes(write_scenario, tmp_path):
+    path = write_scenario(IMAGE_SCENARIO)
+    common = ["run", str(path), "--out", str(tmp_path), "--quiet", "--no-plots"]
+    assert main(common + ["--run-id", "straight"]) == 0
+    assert main(common + ["--run-id", "split", "--max-units", "1"]) == 0
+    assert main(common + ["--run-id", "split", "--resume"]) == 0
+    straight = tmp_path / "tidy" / "straight" / "results.csv"
+    assert straight.read_bytes() == (tmp_path / "tidy" / "split" / "results.csv").read_bytes()
+    df = read_results(straight)
+    assert list(df.columns[:4]) == list(LEADING_COLUMNS)
+    jpeg = df[df.scheme == "jpeg"]
+    assert list(jpeg.config) == ["", "qpsk-r1_2", "16qam-r1_2", "capacity"] * 2  # headline, then each option
+    assert list(df[df.scheme == "ldpc"].config) == ["", ""]
+    head = jpeg[jpeg.config == ""].set_index("snr_db")
+    for snr, point in jpeg.groupby("snr_db"):
+        best = point[point.config == head.loc[snr, "best_mcs"]]
+        assert float(best.psnr_db.iloc[0]) == float(head.loc[snr, "psnr_db"])  # the envelope is one MCS's row
+        assert point.samples.eq(8).all() and point.stop_reason.eq("max_samples").all()
+    assert not [c for c in df.columns if re.search(r"_(qpsk|16qam)-r1_2|_capacity", c)]  # no per-config columns
+    capacity = jpeg[jpeg.config == "capacity"]
+    assert capacity.bler.isna().all() and capacity.psnr_db.notna().all()
+    # snr-at and plot read a configuration by name
+    assert main(["snr-at", str(straight), "-m", "psnr_db", "-t", "10", "--x", "esno_db", "--config", "capacity"]) == 0
+    assert main(["plot", str(straight), "-m", "psnr_db", "--where", "config=qpsk-r1_2", "--where",
+                 "config=capacity", "--out", str(tmp_path / "f"), "--format", "png"]) == 0
+
+
+def _documented() -> set[str]:
+    return set(re.findall(r"`([a-z_0-9]+)`", (ROOT / "docs" / "results.md").read_text()))
+
+
+def test_every_column_of_a_run_is_documented(write_scenario, tmp_path):
+    """docs/results.md names every column (or the statistic a ``_ci_low``/``_ci_high``/``_std`` column
+    belongs to) that a digital-link and an image-baseline run write."""
+    path = write_scenario(IMAGE_SCENARIO)
+    assert main(["run", str(path), "--out", str(tmp_path), "--run-id", "r", "--quiet", "--no-plots"]) == 0
+    documented = _documented()
+    columns = read_results(tmp_path / "tidy" / "r" / "results.csv").columns
+    missing = [c for c in columns if re.sub(r"_(ci_low|ci_high|std)$", "", c) not in documented]
+    assert not missing, f"undocumented columns: {missing}"
