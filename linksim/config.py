@@ -219,6 +219,9 @@ class PlotSpec(_Strict):
     paper, and ``channels`` the channels to draw them on (default all); ``name`` then prefixes the
     file (``<name>_<metric>_vs_<x>``) and ``title`` heads the plot. ``band``: two columns
     ``[low, high]`` shaded around each curve that has them (e.g. the spread over repeated draws).
+    ``configs``: the configurations drawn (the ``config`` column, e.g. an image baseline's MCS or
+    ``capacity``; default each point's headline row). ``ylabel``: the y axis label (default the
+    metric's, :func:`linksim.plots.metric_label`).
     ``style``: ``paper`` or ``wide`` (:data:`linksim.plots.STYLES`; default ``outputs.style``), ``xlim``
     / ``ylim``: the axis ranges, ``size``: width and height in inches (default the style's).
     """
@@ -231,6 +234,8 @@ class PlotSpec(_Strict):
     name: str | None = Field(None, pattern=_NAME)
     title: str | None = None
     band: tuple[str, str] | None = None
+    configs: list[str] | None = None
+    ylabel: str | None = None
     style: Literal["paper", "wide"] | None = None
     xlim: tuple[float, float] | None = None
     ylim: tuple[float, float] | None = None
@@ -329,22 +334,51 @@ class Scenario(_Strict):
             dup = sorted({n for n in names if names.count(n) > 1})
             if dup:
                 raise ValueError(f"{kind} names must be unique, found {', '.join(dup)} more than once")
-        names = {s.name for s in self.schemes}
-        channel_names = {c.name for c in self.channels}
-        for i, scheme in enumerate(self.schemes):
-            if unknown := [c for c in scheme.channels or [] if c not in channel_names]:
-                raise ValueError(f"schemes[{i}].channels names no channel of this scenario: {', '.join(unknown)}")
+        return self
+
+    def reference_problems(self, written: Scenario | None = None) -> list[str]:
+        """Names in ``schemes[i].channels`` and ``outputs`` that name no scheme or channel of this
+        scenario, one line each, except those of ``written`` (the file before ``--set``: names an
+        override removed, which :meth:`prune_references` drops)."""
+        names, channel_names = {s.name for s in self.schemes}, {c.name for c in self.channels}
+        if written is not None:
+            names |= {s.name for s in written.schemes}
+            channel_names |= {c.name for c in written.channels}
+        problems = [f"schemes[{i}].channels names no channel of this scenario: {', '.join(unknown)}"
+                    for i, scheme in enumerate(self.schemes)
+                    if (unknown := [c for c in scheme.channels or [] if c not in channel_names])]
         for i, ex in enumerate(self.outputs.examples):
             if unknown := [s for s in ex.schemes if s not in names]:
-                raise ValueError(f"outputs.examples[{i}].schemes names no scheme of this scenario: {', '.join(unknown)}")
+                problems.append(f"outputs.examples[{i}].schemes names no scheme of this scenario: {', '.join(unknown)}")
             if ex.channel not in channel_names:
-                raise ValueError(f"outputs.examples[{i}].channel names no channel of this scenario: {ex.channel}")
+                problems.append(f"outputs.examples[{i}].channel names no channel of this scenario: {ex.channel}")
         for i, plot in enumerate(self.outputs.plots or []):
             if unknown := [s for s in plot.schemes or [] if s not in names]:
-                raise ValueError(f"outputs.plots[{i}].schemes names no scheme of this scenario: {', '.join(unknown)}")
+                problems.append(f"outputs.plots[{i}].schemes names no scheme of this scenario: {', '.join(unknown)}")
             if unknown := [c for c in plot.channels or [] if c not in channel_names]:
-                raise ValueError(f"outputs.plots[{i}].channels names no channel of this scenario: {', '.join(unknown)}")
-        return self
+                problems.append(f"outputs.plots[{i}].channels names no channel of this scenario: {', '.join(unknown)}")
+        return problems
+
+    def prune_references(self) -> None:
+        """Drop the names that ``--set`` left without a scheme or channel (``--set channel=tdl-a`` on a
+        file whose schemes and figures name ``awgn``): a scheme keeps the channels it names that remain,
+        and runs on every channel of the run when none remains (the what-if: the same schemes over the
+        new channel; a ``channels: []`` that leaves a scheme out stays); a figure keeps its schemes and
+        channels that remain; an example figure without its channel is not drawn."""
+        names, channel_names = {s.name for s in self.schemes}, {c.name for c in self.channels}
+        for scheme in self.schemes:
+            if scheme.channels:
+                scheme.channels = [c for c in scheme.channels if c in channel_names] or None
+        for plot in self.outputs.plots or []:
+            if plot.schemes is not None:
+                plot.schemes = [s for s in plot.schemes if s in names]
+            if plot.channels is not None:
+                plot.channels = [c for c in plot.channels if c in channel_names]
+        if self.outputs.plots is not None:
+            self.outputs.plots = [p for p in self.outputs.plots if p.schemes != [] and p.channels != []]
+        examples = [ex.model_copy(update={"schemes": [s for s in ex.schemes if s in names]})
+                    for ex in self.outputs.examples if ex.channel in channel_names]
+        self.outputs.examples = [ex for ex in examples if ex.schemes]
 
     def stop_for(self, scheme: SchemeSpec) -> StopRule:
         return self.stop.model_copy(update=scheme.stop.model_dump(exclude_none=True))
@@ -566,7 +600,34 @@ def _read_yaml(path: Path) -> dict:
         raise ConfigError([f"{source}: {where}: invalid YAML: {getattr(err, 'problem', err)}"]) from None
     if not isinstance(data, dict):
         raise ConfigError([f"{source}: (top level): expected a mapping of scenario keys, found {type(data).__name__}"])
-    return data
+    return _unshared(data, source)
+
+
+#: more mappings, lists and values than a scenario file has any use for (an alias bomb has billions)
+_MAX_NODES = 200_000
+
+
+def _unshared(data: dict, source: str) -> dict:
+    """``data`` with every YAML alias (``*name``) made a copy of its anchor, so that ``--set`` on one
+    place (``scheme_defaults.deepjscc.width``) never changes another that shares the anchor.
+
+    :raises ConfigError: the file expands to more than :data:`_MAX_NODES` nodes.
+    """
+    count = 0
+
+    def copy_of(node):
+        nonlocal count
+        count += 1
+        if count > _MAX_NODES:
+            raise ConfigError([f"{source}: (top level): expected at most {_MAX_NODES:,} keys and values once YAML "
+                               "aliases are expanded, found more (aliases of aliases?)"])
+        if isinstance(node, dict):
+            return {k: copy_of(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [copy_of(v) for v in node]
+        return node
+
+    return copy_of(data)
 
 
 def baseline_dirs(scenario_path: Path) -> list[Path]:
@@ -610,6 +671,18 @@ def _expand_baselines(source: str, data: dict, dirs: list[Path]) -> tuple[dict, 
     return {**data, "schemes": out}, problems
 
 
+def _as_written(source: str, data: dict, path: Path, scenario: Scenario, overrides) -> Scenario:
+    """The scenario before ``--set`` (its profile applied): a name of it that an override removed is no
+    error in :meth:`Scenario.reference_problems`, a name of neither (a typo in the file or in the
+    override) is; ``scenario`` itself when there are no overrides (or the file is only valid with them)."""
+    if not overrides:
+        return scenario
+    try:
+        return Scenario.model_validate(_expand_baselines(source, data, baseline_dirs(path))[0])
+    except ValidationError:
+        return scenario
+
+
 def load_scenario(path: str | Path, profile: str | None = None, overrides: list[str] = ()) -> Scenario:
     """Read, merge the profile, apply ``--set`` overrides, validate.
 
@@ -624,6 +697,7 @@ def load_scenario(path: str | Path, profile: str | None = None, overrides: list[
             known = ", ".join(sorted(profiles)) or "none defined"
             raise ConfigError([f"{source}: profiles.{profile}: no such profile (expected one of: {known})"])
         data = _deep_merge(data, profiles[profile])
+    as_written = data
     for assignment in overrides:
         try:
             data = apply_override(data, assignment)
@@ -637,6 +711,9 @@ def load_scenario(path: str | Path, profile: str | None = None, overrides: list[
         problems = _errors(source, err) + problems
     else:
         problems += _check_stop_keys(source, scenario)
+        written = _as_written(source, as_written, path, scenario, overrides)
+        problems += [f"{source}: {line}" for line in scenario.reference_problems(written)]
+        scenario.prune_references()  # what --set removed (a channel, a scheme) leaves the figures naming it
     if problems:
         raise ConfigError(problems)
     scenario._origin = ScenarioOrigin(str(path), profile, list(overrides))

@@ -232,3 +232,46 @@ def test_malformed_set_yaml_is_a_one_line_error_naming_the_override(write_scenar
         load_scenario(path, overrides=[assignment])
     assert len(info.value.lines) == 1
     assert info.value.lines[0].startswith(f"{path}: --set {assignment!r}: the value is not valid YAML")
+
+
+def test_swapping_the_channel_keeps_the_schemes_and_figures_that_named_the_old_one(write_scenario):
+    """The what-if of the brief, --set channel=tdl-a, on a file whose schemes and figures name its
+    channels: restricted schemes run on the new channel, figures lose the names, left-out schemes stay out."""
+    from conftest import SMALL_SCENARIO
+
+    text = SMALL_SCENARIO.replace(
+        "  - {name: unc, type: digital_link, params: {k: 128, bits_per_symbol: 4}}\n",
+        "  - {name: unc, type: digital_link, params: {k: 128, bits_per_symbol: 4}, channels: [awgn]}\n"
+        "  - {name: spare, type: digital_link, params: {k: 128, bits_per_symbol: 2}, channels: []}\n"
+    ) + """\
+outputs:
+  plots:
+    - {metric: ber, channels: [awgn, rayleigh], schemes: [ldpc, unc]}
+    - {metric: bler, channels: [rayleigh]}
+  examples: []
+"""
+    path = write_scenario(text)
+    swapped = load_scenario(path, overrides=["channel=tdl-a"])
+    assert [c.name for c in swapped.channels] == ["tdl-a"]
+    assert {s.name: s.channels for s in swapped.schemes} == {"ldpc": None, "unc": None, "spare": []}
+    assert swapped.outputs.plots == []  # figures left without any of their channels are not drawn
+    kept = load_scenario(path, overrides=["channels=[awgn]"])
+    assert [(p.metric, p.channels) for p in kept.outputs.plots] == [("ber", ["awgn"])]
+    # a name that is in neither the file nor the overrides is still an error, in the file or in an override
+    with pytest.raises(ConfigError, match=r"schemes\[0\].channels names no channel of this scenario: nowhere"):
+        load_scenario(path, overrides=["schemes.ldpc.channels=[nowhere]"])
+    with pytest.raises(ConfigError, match=r"outputs.plots\[1\].channels names no channel of this scenario: rayleih"):
+        load_scenario(write_scenario(text.replace("channels: [rayleigh]}", "channels: [rayleih]}"), name="typo"),
+                      overrides=["channel=tdl-a"])
+
+
+def test_an_override_changes_one_place_even_where_the_file_shares_an_anchor(write_scenario):
+    from conftest import SMALL_SCENARIO
+
+    text = SMALL_SCENARIO.replace(
+        "  - {name: ldpc, type: digital_link, params: {k: 64, n: 128, bits_per_symbol: 2}}\n"
+        "  - {name: unc, type: digital_link, params: {k: 128, bits_per_symbol: 4}}\n",
+        "  - {name: ldpc, type: digital_link, params: &p {k: 64, n: 128, bits_per_symbol: 2}}\n"
+        "  - {name: ldpc2, type: digital_link, params: *p}\n")
+    s = load_scenario(write_scenario(text), overrides=["schemes.ldpc2.params.k=32"])
+    assert [x.params["k"] for x in s.schemes] == [64, 32]
