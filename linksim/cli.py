@@ -36,6 +36,7 @@ def _summary(csv: Path, manifest: dict) -> str:
     from linksim.results import read_results
 
     df = read_results(csv)
+    df = df[df["config"] == ""]  # each point's headline row (configurations: linksim plot / the CSV)
     primaries = {name: entry.get("primary") or {} for name, entry in manifest.get("schemes", {}).items()}
     mean = df["primary"].map(lambda p: isinstance(p, str)) if "primary" in df else pd.Series(False, index=df.index)
     names = [p if m else primaries.get(s, {}).get("name", "error_rate")
@@ -114,6 +115,7 @@ def _cmd_plot(args) -> int:
     csvs = [p / "results.csv" if p.is_dir() else p for p in paths]
     out = Path(args.out) if args.out else csvs[0].parent / "plots"
     figure = {"schemes": args.scheme, "channels": args.channel, "where": _where(args.where), "title": args.title,
+              "ylabel": args.ylabel,
               "xlim": args.xlim, "ylim": args.ylim, "size": args.size, "log_y": args.log_y}
     try:
         drawn = plot_files(csvs, out, args.metric, args.x, tuple(args.format), args.style or "paper", **figure)
@@ -129,7 +131,8 @@ def _cmd_snr_at(args) -> int:
     from linksim.results import read_results
 
     try:
-        table = snr_at(read_results(args.results), args.target, args.x, args.metric, args.reference, args.direction)
+        table = snr_at(read_results(args.results), args.target, args.x, args.metric, args.reference, args.direction,
+                       args.config)
     except ValueError as err:
         raise RuntimeError(f"{args.results}: {err}") from None
     way = "falls to" if "floor" in table.columns else "rises to"
@@ -222,6 +225,7 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--where", action="append", metavar="COLUMN=VALUE",
                     help="keep rows whose COLUMN holds VALUE, repeatable, e.g. --where stop_reason=max_samples")
     pl.add_argument("--title", help="title over the axes")
+    pl.add_argument("--ylabel", help="y axis label (default: the metric's, e.g. 'Block error rate')")
     pl.add_argument("--xlim", nargs=2, type=float, metavar=("LOW", "HIGH"), help="x axis range")
     pl.add_argument("--ylim", nargs=2, type=float, metavar=("LOW", "HIGH"), help="y axis range")
     pl.add_argument("--size", nargs=2, type=float, metavar=("WIDTH", "HEIGHT"),
@@ -255,6 +259,9 @@ def _parser() -> argparse.ArgumentParser:
     way.add_argument("--rises", dest="direction", action="store_const", const="rises",
                      help="the metric rises with SNR (PSNR, SSIM); default: guessed from the curves")
     sa.add_argument("--reference", "-r", help="scheme the others are compared with (adds shift_db)")
+    sa.add_argument("--config", default="",
+                    help="read the rows of this configuration, e.g. one MCS of an image baseline (default: each "
+                         "point's headline row)")
     sa.set_defaults(func=_cmd_snr_at)
 
     ls = sub.add_parser("list", help="registered schemes, channels and datasets")

@@ -79,7 +79,7 @@ def metric_label(metric: str, primaries: set[str] | None = None) -> str:
         if primaries and len(primaries) == 1:
             (name,) = primaries
             return _PRIMARY_LABELS.get(name) or METRIC_LABELS.get(name) or name.replace("_", " ").capitalize()
-        return "Error rate (each scheme's primary)"
+        return "Error rate" if not primaries else "Error rate (each scheme's primary)"
     if metric in METRIC_LABELS:
         return METRIC_LABELS[metric]
     text = metric[: -len("_db")] + " [dB]" if metric.endswith("_db") else metric
@@ -90,6 +90,7 @@ class RunData:
     """A results table with what the figures need from its manifest (labels, primaries, axis reference)."""
 
     def __init__(self, df: pd.DataFrame, manifest: dict, name: str):
+        df = df if "config" in df.columns else df.assign(config="")  # a table made in code may have none
         self.df, self.manifest, self.name = df, manifest, name
         sc = manifest.get("scenario", {})
         self.labels = {s["name"]: s.get("label") or s["name"] for s in sc.get("schemes", [])}
@@ -142,8 +143,9 @@ def _x_label(runs: list[RunData], x: str) -> str:
 
 
 def _legend(ax: plt.Axes, fig: plt.Figure, style: PlotStyle, order: list[str]) -> None:
-    """Inside the axes (``paper``, few entries), under them (``paper``, many), or right of them (``wide``);
-    entries in ``order`` (the order the curves were drawn), the others after them."""
+    """Inside the axes (``paper``, few entries), in one column under them (``paper``, many: the figure
+    grows by the legend's height, the axes keep theirs), or right of them (``wide``); entries in
+    ``order`` (the order the curves were drawn), the others after them."""
     handles, labels = ax.get_legend_handles_labels()
     if not handles:
         return
@@ -151,30 +153,36 @@ def _legend(ax: plt.Axes, fig: plt.Figure, style: PlotStyle, order: list[str]) -
     labels, handles = zip(*sorted(zip(labels, handles, strict=True), key=lambda e: rank.get(e[0], len(rank))),
                           strict=True)
     small = style.font_pt - 1.5
+    inside = style.legend == "inside" and len(handles) <= style.legend_inside_max
+    limit = style.label_chars if inside or style.legend == "outside" else int(
+        (fig.get_size_inches()[0] - 0.5) * 72 / (0.52 * small))  # under the axes: the figure's width
+    labels = [textwrap.shorten(label, limit, placeholder="...") for label in labels]
     if style.legend == "outside":
-        ax.legend(handles, labels, fontsize=small, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    elif len(handles) <= style.legend_inside_max:
+        fig.legend(handles, labels, fontsize=small, loc="outside right upper")
+    elif inside:
         ax.legend(handles, labels, fontsize=small, loc="best", framealpha=0.85, handlelength=2.2, borderaxespad=0.4)
-    else:  # too many for the inside of a 3.5 in figure: a block under the axes, the figure grows to hold it
-        rows = -(-len(handles) // 2)
+    else:
         width, height = fig.get_size_inches()
-        fig.set_size_inches(width, height + rows * small * 1.5 / 72)
-        ax.legend(handles, labels, fontsize=small, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2,
-                  frameon=False,
-                  handlelength=2.2, columnspacing=1.0)
+        fig.set_size_inches(width, height + len(handles) * small * 1.45 / 72)
+        fig.legend(handles, labels, fontsize=small, loc="outside lower center", ncol=1, frameon=False,
+                   handlelength=2.2)
 
 
 def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool | None = None,
                 schemes: list[str] | None = None, title: str | None = None,
                 channels: list[str] | None = None, band: tuple[str, str] | None = None, style: str = "paper",
                 xlim: tuple[float, float] | None = None, ylim: tuple[float, float] | None = None,
-                size: tuple[float, float] | None = None, where: dict[str, list] | None = None) -> plt.Figure:
-    """One figure of ``metric`` against ``x`` with every (run, scheme, channel) as a curve.
+                size: tuple[float, float] | None = None, where: dict[str, list] | None = None,
+                configs: list[str] | None = None, ylabel: str | None = None) -> plt.Figure:
+    """One figure of ``metric`` against ``x`` with every (run, scheme, channel, config) as a curve.
 
     :param schemes: the schemes drawn (default all); ``channels``: the channels (default all);
-        ``where``: further filters ``{column: [values]}`` (:func:`select_rows`).
+        ``configs``: the configurations (default: each point's headline row, ``config`` empty; a
+        scheme's MCS by name, e.g. ``["qpsk-r1_2", "capacity"]``); ``where``: further filters
+        ``{column: [values]}`` (:func:`select_rows`; a ``config`` entry there replaces ``configs``).
     :param band: two columns ``(low, high)`` shaded around the curves that have values there.
-    :param style: a :data:`STYLES` name; ``size`` (inches) overrides its size, ``xlim`` / ``ylim`` fix the axes.
+    :param style: a :data:`STYLES` name; ``size`` (inches) overrides its size, ``xlim`` / ``ylim`` fix the axes,
+        ``ylabel`` replaces the metric's label (:func:`metric_label`).
 
     A rate point with no errors has no place on a log axis: it is drawn as the upper end of its
     interval with a downward triangle (``gid="upper-bound"``), the point's value is below it. The
@@ -182,36 +190,36 @@ def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool
     """
     look = STYLES[style]
     filters = {**({"scheme": schemes} if schemes is not None else {}),
-               **({"channel": channels} if channels is not None else {}), **(where or {})}
-    runs = [run.where(select_rows(run.df, filters)) for run in runs] if filters else runs
+               **({"channel": channels} if channels is not None else {}), "config": configs or [""], **(where or {})}
+    runs = [run.where(select_rows(run.df, filters)) for run in runs]
     with plt.rc_context({"font.size": look.font_pt, "axes.titlesize": look.font_pt,
                          "axes.labelsize": look.font_pt, "xtick.labelsize": look.font_pt - 1,
                          "ytick.labelsize": look.font_pt - 1, "pdf.fonttype": 42}):
-        fig, ax = plt.subplots(figsize=size or look.size)
+        fig, ax = plt.subplots(figsize=size or look.size, layout="constrained")
         order = _draw_curves(ax, runs, metric, x, log_y, band, look)
-        ax.set_xlabel(_x_label(runs, x))
-        ax.set_ylabel(metric_label(metric, {run.primaries.get(s) for run in runs for s in run.df["scheme"].unique()}
-                                   - {None}))
+        width_chars = int((fig.get_size_inches()[0] - 0.6) * 72 / (0.5 * look.font_pt))  # the axes' width
+        ax.set_xlabel("\n".join(textwrap.wrap(_x_label(runs, x), width_chars)))
+        ax.set_ylabel(ylabel or metric_label(metric, {run.primaries.get(s) for run in runs
+                                                      for s in run.df["scheme"].unique()} - {None}))
         if xlim:
             ax.set_xlim(*xlim)
         if ylim:
             ax.set_ylim(*ylim)
-        if title:  # wrapped to the axes' width (about 0.55 em per character)
-            width_chars = int((fig.get_size_inches()[0] - 0.6) * 72 / (0.55 * look.font_pt))
+        if title:  # wrapped to the axes' width (about 0.5 em per character)
             ax.set_title("\n".join(textwrap.wrap(title, width_chars)))
         ax.grid(True, which="both", alpha=0.3)
         _legend(ax, fig, look, order)
-        fig.tight_layout(pad=0.3)
     return fig
 
 
 def _draw_curves(ax: plt.Axes, runs: list[RunData], metric: str, x: str, log_y: bool | None,
                  band: tuple[str, str] | None, look: PlotStyle) -> list[str]:
     """Draw every curve; returns their labels in drawing order."""
-    curves = [(run, key) for run in runs for key in run.df.groupby(["scheme", "channel"], sort=False).groups]
-    run_schemes = list(dict.fromkeys((id(run), k[0]) for run, k in curves))
+    keys = ["scheme", "channel", "config"]
+    curves = [(run, key) for run in runs for key in run.df.groupby(keys, sort=False).groups]
+    run_schemes = list(dict.fromkeys((id(run), k[0], k[2]) for run, k in curves))
     channels = list(dict.fromkeys(k[1] for _, k in curves))
-    colour = {s: f"C{i % 10}" for i, s in enumerate(run_schemes)}  # one colour per scheme,
+    colour = {s: f"C{i % 10}" for i, s in enumerate(run_schemes)}  # one colour per scheme (and config),
     marker_line = {c: (_MARKERS[i % len(_MARKERS)], _LINES[i % len(_LINES)]) for i, c in enumerate(channels)}
     log_y = is_rate(runs[0].df, metric) if log_y is None else log_y
     if log_y:
@@ -219,12 +227,14 @@ def _draw_curves(ax: plt.Axes, runs: list[RunData], metric: str, x: str, log_y: 
     lo, hi = ("ci_low", "ci_high") if metric == "error_rate" else (f"{metric}_ci_low", f"{metric}_ci_high")
     bound_labelled, order = False, []
     for run in runs:
-        for (scheme, channel), g in run.df.groupby(["scheme", "channel"], sort=False):
+        for (scheme, channel, config), g in run.df.groupby(keys, sort=False):
             g = g.sort_values(x)
             y = g[metric].to_numpy(float)
             if np.all(np.isnan(y)):
                 continue
-            label = textwrap.shorten(run.labels.get(scheme, scheme), look.label_chars, placeholder="...")
+            label = run.labels.get(scheme, scheme)  # shortened by _legend, to the room it gets
+            if config:
+                label = f"{label} [{config}]"
             if len(channels) > 1:
                 label = f"{label} | {channel}"
             if len(runs) > 1:
@@ -235,7 +245,7 @@ def _draw_curves(ax: plt.Axes, runs: list[RunData], metric: str, x: str, log_y: 
             if log_y:
                 y = np.where(y > 0, y, np.nan)  # zero errors cannot be drawn on a log axis: see the bound below
             marker, ls = marker_line[channel]
-            fmt = {"color": colour[(id(run), scheme)], "marker": marker, "ls": ls, "ms": look.marker_size,
+            fmt = {"color": colour[(id(run), scheme, config)], "marker": marker, "ls": ls, "ms": look.marker_size,
                    "lw": look.line_width}
             if lo in g:
                 yerr = np.vstack([y - g[lo].to_numpy(float), g[hi].to_numpy(float) - y])
@@ -301,7 +311,8 @@ def plot_run(run_dir, scenario, style: str | None = None, out_dir: Path | None =
     specs = scenario.outputs.plots or [PlotSpec(metric=m) for m in rate_columns(run.df)]
     out = []
     for i, p in enumerate(specs):
-        shown = select_rows(run.df, {k: v for k, v in (("scheme", p.schemes), ("channel", p.channels)) if v})
+        shown = select_rows(run.df, {"config": p.configs or [""],
+                                     **{k: v for k, v in (("scheme", p.schemes), ("channel", p.channels)) if v}})
         if p.metric not in run.df.columns or shown.empty:
             continue  # nothing to draw (a profile or an override may leave a figure's schemes or channels out)
         if not pd.api.types.is_numeric_dtype(run.df[p.metric]):
@@ -309,13 +320,13 @@ def plot_run(run_dir, scenario, style: str | None = None, out_dir: Path | None =
                           f"({run.df[p.metric].dtype}); figure skipped, the results are kept", RuntimeWarning,
                           stacklevel=2)
             continue
-        curves = len(shown.dropna(subset=[p.metric]).groupby(["scheme", "channel"]))
+        curves = len(shown.dropna(subset=[p.metric]).groupby(["scheme", "channel", "config"]))
         if curves > READABLE_CURVES:
             warnings.warn(f"outputs.plots[{i}] ({p.name or p.metric}): {curves} curves in one figure; split it with "
                           "schemes / channels", RuntimeWarning, stacklevel=2)
         look = style or p.style or scenario.outputs.style
         stem = f"{p.name}_{p.metric}_vs_{p.x}" if p.name else f"{p.metric}_vs_{p.x}"
         fig = plot_metric([run], p.metric, p.x, p.log_y, p.schemes, p.title, p.channels, p.band, style=look,
-                          xlim=p.xlim, ylim=p.ylim, size=p.size)
+                          xlim=p.xlim, ylim=p.ylim, size=p.size, configs=p.configs, ylabel=p.ylabel)
         out += save_figure(fig, (out_dir or run_dir.plots) / stem, scenario.outputs.formats, STYLES[look].dpi)
     return out

@@ -36,7 +36,7 @@ class PointReporter:
     :param stream: where the table goes (default ``sys.stdout`` at the time of each line).
     """
 
-    HEADER = ("{name:<{w}} {snr:>8}  {metric:<20} {value:>10} {interval:>23} {samples:>10} {errors:>10} "
+    HEADER = ("{name:<{w}} {snr:>8}  {metric:<12} {value:>10} {interval:>23} {samples:>10} {errors:>10} "
               "{time:>9}  {stop}")
 
     def __init__(self, total: int, name_width: int = 30, bars: bool = True, lines: bool = True,

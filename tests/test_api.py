@@ -46,7 +46,8 @@ def test_runs_resume_and_refuse_overrides_on_a_loaded_scenario(write_scenario, t
     with pytest.raises(FileNotFoundError, match="no manifest.json"):
         linksim.open_run(tmp_path)
     fig = linksim.open_run(rest.path).plot("ber", channels=["awgn"], style="wide")
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()][:2] == ["ldpc", "unc"]
+    legend = fig.axes[0].get_legend() or fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()][:2] == ["ldpc", "unc"]
 
 
 def test_import_linksim_stays_light():

@@ -10,6 +10,12 @@ from linksim.cli import main
 from linksim.plots import load_run, plot_metric, rate_columns
 
 
+def _legend_labels(fig) -> list[str]:
+    """The legend's entries, inside the axes or (many entries) under them."""
+    legend = fig.axes[0].get_legend() or fig.legends[0]
+    return [t.get_text() for t in legend.get_texts()]
+
+
 def test_run_writes_results_manifest_and_plots(write_scenario, tmp_path, capsys):
     path = write_scenario()
     assert main(["run", str(path), "--profile", "quick", "--out", str(tmp_path), "--run-id", "r", "--quiet"]) == 0
@@ -25,7 +31,7 @@ def test_run_writes_results_manifest_and_plots(write_scenario, tmp_path, capsys)
     assert data.manifest["sessions"][0]["versions"]["sionna-no-rt"].startswith("2.")
     assert rate_columns(data.df) == ["error_rate", "bler", "ber"]
     fig = plot_metric([data], "ber")
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    labels = _legend_labels(fig)
     assert "unc | awgn (theory)" in labels and "ldpc | awgn (Shannon limit)" in labels
     assert fig.axes[0].get_yscale() == "log" and fig.axes[0].get_xlabel() == "Eb/N0 [dB]"
 
@@ -69,7 +75,7 @@ outputs:
     assert sorted(p.name for p in plots.glob("*.png")) == ["ber_vs_snr_db.png", "coded_bler_vs_snr_db.png"]
     data = load_run(tmp_path / "tiny" / "r" / "results.csv")
     fig = plot_metric([data], "bler", schemes=["ldpc"], title="5G LDPC only")
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    labels = _legend_labels(fig)
     assert labels and all(label.startswith("ldpc |") for label in labels)
     assert fig.axes[0].get_title() == "5G LDPC only"
     # a figure naming a scheme the scenario lacks is a one-line error naming the key
@@ -174,7 +180,7 @@ def test_points_with_no_errors_are_drawn_as_upper_bounds(tmp_path):
     bounds = [line for line in ax.get_lines() if line.get_gid() == "upper-bound"]
     assert len(bounds) == 1 and list(bounds[0].get_xdata()) == [2.0, 3.0]
     assert list(bounds[0].get_ydata()) == [0.003, 0.003] and bounds[0].get_marker() == "v"
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    labels = _legend_labels(fig)
     assert labels == ["code", "no errors: interval's upper end"]  # one channel: left out of the label
     assert ax.get_ylabel() == "Block error rate" and fig.get_size_inches()[0] == pytest.approx(3.5)
 
