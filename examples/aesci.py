@@ -16,17 +16,7 @@ JPEG at one compression ratio), and saves the RR figure at the highest compressi
 
 from __future__ import annotations
 
-from _common import (
-    CIFAR10_COPY,
-    MNIST_COPY,
-    headline,
-    interval,
-    parser,
-    run,
-    save,
-    synthetic_mnist,
-    table,
-)
+from _examples_common import CIFAR10_COPY, MNIST_COPY, headline, interval, parser, run, save, synthetic_mnist, table
 
 KINDS = ("aesci", "aesci_jpeg", "aesci_direct")
 CR = {"mnist": "cr20", "cifar10": "cr12"}  # the highest compression ratio of each scenario
@@ -51,10 +41,7 @@ def main(argv: list[str] | None = None):
     args = cli.parse_args(argv)
     if args.smoke and args.dataset != "mnist":
         cli.error("--smoke runs the MNIST scenario on synthetic images")
-    overrides = smoke(args.out) if args.smoke else []
-    if args.data:
-        overrides += [f"scheme_defaults.{kind}.data.path={args.data}" for kind in KINDS]
-    result = run(f"aesci_{args.dataset}", args, overrides)
+    result = run(f"aesci_{args.dataset}", args, smoke(args.out) if args.smoke else [], KINDS)
     df = headline(result.results(timing=True))
     df["psnr_db [95 % CI]"] = interval(df, "psnr_db")
     table(df, ["scheme", "channel", "esno_db", "samples", "psnr_db [95 % CI]", "ssim", "rr", "bler",

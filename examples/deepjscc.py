@@ -15,16 +15,7 @@ figure in the paper's layout.
 
 from __future__ import annotations
 
-from _common import (
-    CIFAR10_COPY,
-    headline,
-    interval,
-    parser,
-    run,
-    save,
-    synthetic_cifar,
-    table,
-)
+from _examples_common import CIFAR10_COPY, headline, interval, parser, run, save, synthetic_cifar, table
 
 KINDS = ("deepjscc", "image_digital")
 SMOKE = [*synthetic_cifar(KINDS, images=20),
@@ -38,10 +29,7 @@ FIGURE = ["djscc-r1_12-awgn1", "djscc-r1_12-awgn4", "djscc-r1_12-awgn7", "djscc-
 
 def main(argv: list[str] | None = None):
     args = parser(__doc__, data=CIFAR10_COPY).parse_args(argv)
-    overrides = list(SMOKE) if args.smoke else []
-    if args.data:
-        overrides += [f"scheme_defaults.{kind}.data.path={args.data}" for kind in KINDS]
-    result = run("deepjscc_cifar10", args, overrides)
+    result = run("deepjscc_cifar10", args, list(SMOKE) if args.smoke else [], KINDS)
     df = headline(result.results(timing=True))
     df["psnr_db [95 % CI]"] = interval(df, "psnr_db")
     table(df, ["scheme", "channel", "esno_db", "samples", "psnr_db [95 % CI]", "ssim", "wall_s"])

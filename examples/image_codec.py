@@ -13,16 +13,7 @@ and both lose to capacity at each SNR, the Es/N0 each curve needs for 25 dB, and
 
 from __future__ import annotations
 
-from _common import (
-    CIFAR10_COPY,
-    headline,
-    interval,
-    parser,
-    run,
-    save,
-    synthetic_cifar,
-    table,
-)
+from _examples_common import CIFAR10_COPY, headline, interval, parser, run, save, synthetic_cifar, table
 
 SMOKE = [*synthetic_cifar(("image_digital",), images=20), "snr.values=[0, 10]", "stop.batch_size=20",
          "stop.max_samples=20", "schemes.hevc-r1_12.channels=[awgn]", "schemes.jpeg-r1_12.channels=[awgn]",
@@ -32,10 +23,7 @@ SMOKE = [*synthetic_cifar(("image_digital",), images=20), "snr.values=[0, 10]", 
 
 def main(argv: list[str] | None = None):
     args = parser(__doc__, data=CIFAR10_COPY).parse_args(argv)
-    overrides = SMOKE if args.smoke else []
-    if args.data:
-        overrides = [*overrides, f"scheme_defaults.image_digital.data.path={args.data}"]
-    result = run("image_digital_cifar10", args, overrides)
+    result = run("image_digital_cifar10", args, SMOKE if args.smoke else [], ("image_digital",))
     everything = result.results(timing=True)  # a row per point and one per MCS (config) beside it
     df = headline(everything)
     df["psnr_db [95 % CI]"] = interval(df, "psnr_db")

@@ -15,16 +15,7 @@ ahead of Uniform and NN (the paper's Fig. 2 comparison), and saves the Fig. 2 16
 
 from __future__ import annotations
 
-from _common import (
-    CIFAR10_COPY,
-    headline,
-    interval,
-    parser,
-    run,
-    save,
-    synthetic_cifar,
-    table,
-)
+from _examples_common import CIFAR10_COPY, headline, interval, parser, run, save, synthetic_cifar, table
 
 KINDS = ("jcm", "image_digital")
 SMOKE = [*synthetic_cifar(KINDS, images=16),
@@ -40,10 +31,7 @@ FIGURE = ["analog-2d-n128", "jcm-qam16-n128", "nn-qam16-n128", "uniform-qam16-n1
 
 def main(argv: list[str] | None = None):
     args = parser(__doc__, data=CIFAR10_COPY).parse_args(argv)
-    overrides = list(SMOKE) if args.smoke else []
-    if args.data:
-        overrides += [f"scheme_defaults.{kind}.data.path={args.data}" for kind in KINDS]
-    result = run("jcm_cifar10", args, overrides)
+    result = run("jcm_cifar10", args, list(SMOKE) if args.smoke else [], KINDS)
     df = headline(result.results(timing=True))
     df["psnr_db [95 % CI]"] = interval(df, "psnr_db")
     table(df, ["scheme", "channel", "esno_db", "samples", "psnr_paper_db", "psnr_db [95 % CI]", "accuracy",

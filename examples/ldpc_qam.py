@@ -12,7 +12,7 @@ channel (the textbook "fading costs x dB" comparison) and saves the AWGN BLER wa
 
 from __future__ import annotations
 
-from _common import interval, parser, run, save, table
+from _examples_common import interval, parser, run, save, table
 
 SCHEMES = ("ldpc-qpsk", "ldpc-16qam", "uncoded-16qam")
 SMOKE = ["snr.start=1", "snr.stop=4", "snr.step=3", "stop.batch_size=100", "stop.max_samples=100",

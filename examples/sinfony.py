@@ -16,16 +16,7 @@ Fig. 5) figure.
 
 from __future__ import annotations
 
-from _common import (
-    CIFAR10_COPY,
-    MNIST_COPY,
-    interval,
-    parser,
-    run,
-    save,
-    synthetic_mnist,
-    table,
-)
+from _examples_common import CIFAR10_COPY, MNIST_COPY, interval, parser, run, save, synthetic_mnist, table
 
 FIGURE = {"mnist": ["perfect", "central", "txrx14", "txrx56", "digital-bpsk-r14", "digital-16qam-r14",
                     "pixels-bpsk-r14", "analog-ae"],
@@ -52,11 +43,8 @@ def main(argv: list[str] | None = None):
     args = cli.parse_args(argv)
     if args.smoke and args.dataset != "mnist":
         cli.error("--smoke runs the MNIST scenario on synthetic images")
-    overrides = smoke(args.out) if args.smoke else []
-    if args.data:
-        kinds = ("sinfony", "sinfony_digital", "sinfony_analog_ae") if args.dataset == "mnist" else ("sinfony",)
-        overrides += [f"scheme_defaults.{kind}.data.path={args.data}" for kind in kinds]
-    result = run(f"sinfony_{args.dataset}", args, overrides)
+    kinds = ("sinfony", "sinfony_digital", "sinfony_analog_ae") if args.dataset == "mnist" else ("sinfony",)
+    result = run(f"sinfony_{args.dataset}", args, smoke(args.out) if args.smoke else [], kinds)
     df = result.results(timing=True)
     df["error rate [95 % CI]"] = interval(df, "error_rate", 4)
     table(df, ["scheme", "snr_norm_db", "esno_db", "samples", "error rate [95 % CI]", "wall_s"])

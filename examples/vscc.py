@@ -16,16 +16,7 @@ at 32 x 32 with the paper's k/n; the full profile needs a local Mini-ImageNet co
 from __future__ import annotations
 
 import pandas as pd
-from _common import (
-    CIFAR10_COPY,
-    headline,
-    interval,
-    parser,
-    run,
-    save,
-    synthetic_cifar,
-    table,
-)
+from _examples_common import CIFAR10_COPY, headline, interval, parser, run, save, synthetic_cifar, table
 
 KINDS = ("vscc", "image_digital")
 SMOKE = [*synthetic_cifar(KINDS, images=20),
@@ -41,10 +32,7 @@ FIGURE = ["vscc-s5-d5", "vae-s5", "ae-s5", "hevc-ldpc", "hevc-capacity"]
 def main(argv: list[str] | None = None):
     args = parser(__doc__, data=f"quick, cpu: {CIFAR10_COPY}; full: the Mini-ImageNet folder "
                                            "(linksim.data.load_mini_imagenet says how to lay it out)").parse_args(argv)
-    overrides = list(SMOKE) if args.smoke else []
-    if args.data:
-        overrides += [f"scheme_defaults.{kind}.data.path={args.data}" for kind in KINDS]
-    result = run("vscc", args, overrides)
+    result = run("vscc", args, list(SMOKE) if args.smoke else [], KINDS)
     df = headline(result.results(timing=True))
     df["psnr_db [95 % CI]"] = interval(df, "psnr_db")
     table(df, ["scheme", "channel", "esno_db", "samples", "psnr_db [95 % CI]", "psnr_db_lo", "psnr_db_hi", "ssim",

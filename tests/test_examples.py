@@ -39,7 +39,7 @@ def test_every_example_is_covered():
 def test_smoke_form_runs_offline_and_saves_its_figure(script, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LINKSIM_MODELS", str(tmp_path / "models"))
     monkeypatch.setenv("LINKSIM_DATA", str(tmp_path / "data"))
-    monkeypatch.syspath_prepend(str(EXAMPLES))  # the scripts import their helpers from examples/_common.py
+    monkeypatch.syspath_prepend(str(EXAMPLES))  # the scripts import their helpers from examples/_examples_common.py
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
     run = _load(script).main(["--smoke", "--out", str(out)])

@@ -39,9 +39,12 @@ def parser(doc: str, data: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def run(name: str, args: argparse.Namespace, overrides: list[str]) -> linksim.Run:
+def run(name: str, args: argparse.Namespace, overrides: list[str], data_kinds: tuple[str, ...] = ()) -> linksim.Run:
     """Run ``scenarios/<name>.yaml`` with ``args.profile`` and ``overrides`` into a new run directory under
-    ``args.out`` (``args.resume``: continue the latest run of the same scenario and overrides, if any)."""
+    ``args.out`` (``args.resume``: continue the latest run of the same scenario and overrides, if any);
+    ``args.data`` (a local dataset copy) becomes the ``data.path`` of every scheme type of ``data_kinds``."""
+    if getattr(args, "data", None):
+        overrides = [*overrides, *(f"scheme_defaults.{kind}.data.path={args.data}" for kind in data_kinds)]
     if args.smoke:
         os.environ["LINKSIM_MODELS"] = str(Path(args.out) / "smoke-models")
     profile = "quick" if args.smoke else None if args.profile in ("none", "") else args.profile
