@@ -191,6 +191,8 @@ def test_scheme_end_to_end_shares_the_stage_one_weights(tmp_path, synthetic_data
     assert {"psnr_db", "ssim", "ber", "ber_l1", "ber_l10"} <= set(first.rates)
     assert first.theory(AWGNChannel(), 10.0)["eps_l1"] == pytest.approx(0.4)
     assert (tmp_path / "run" / "training" / "split-r1_48.source.csv").is_file()
+    assert 0 <= first.facts["source_polarised"] <= 1
+    assert "polarised" in first.source_step(torch.rand(2, 3, 32, 32), None, seeded(2))[1]
     promised = first.facts["interface_psnr_db"]  # the code through the declared medium, one seeded draw
     assert 0 < promised < 100 and first.interface_psnr_db(context.seed) == pytest.approx(promised, abs=1e-3)
 

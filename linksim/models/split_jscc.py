@@ -99,10 +99,15 @@ class SourceCodec(nn.Module):
         """Bernoulli means ``f(x)``, [B, M]."""
         return self.mapper(images).flatten(1)
 
+    @staticmethod
+    def decide(probs: torch.Tensor) -> torch.Tensor:
+        """Round Bernoulli means ``[..., M]`` to bits, threshold 0.5 (seed002 eq. 5 writes a floor but the
+        text says rounding); same shape and dtype, values in {0, 1}."""
+        return (probs > 0.5).to(probs.dtype)
+
     def quantize(self, images: torch.Tensor) -> torch.Tensor:
-        """The deterministic code ``u = round(f(x))`` of stage 2 and deployment, [B, M] float32 in {0, 1}
-        (threshold 0.5, where seed002 eq. 5 writes a floor but the text says rounding)."""
-        return (self.encode(images) > 0.5).to(images.dtype)
+        """The deterministic code ``u = round(f(x))`` of stage 2 and deployment, [B, M] float32 in {0, 1}."""
+        return self.decide(self.encode(images))
 
     def decode(self, bits: torch.Tensor) -> torch.Tensor:
         """Images from received bits ``[..., M]`` (fed to the network as ``2 v - 1``)."""

@@ -38,7 +38,9 @@ source code ``u`` and the decided bits ``v`` (``ber_l1`` .. ``ber_lN``, counters
 ``bits_l<i>``, binomial intervals; ``ber`` over all M bits; seed002 Fig. 9), next to the nominal
 ``eps_l<i>`` (a theory column; Fig. 6). The manifest's ``interface_psnr_db`` is the PSNR the same
 images get when their code crosses the multi-level BSC medium as declared (what stage 1 was trained
-for): the gap to ``psnr_db`` is what the channel codec falls short of the interface.
+for): the gap to ``psnr_db`` is what the channel codec falls short of the interface; ``source_polarised`` the
+fraction of the source mapper's Bernoulli means on those images below 0.1 or above 0.9 (stage 1 logs it
+per epoch as ``polarised``).
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ from linksim.training import (
 )
 
 __all__ = ["ChannelTrainParams", "SourceTrainParams", "SplitJSCCParams", "SplitJSCCScheme", "level_error_counters",
-           "medium_samples"]
+           "medium_samples", "polarised"]
 
 
 class SourceTrainParams(TrainParams):
@@ -214,6 +216,15 @@ def medium_samples(probs: torch.Tensor, flip_prob: torch.Tensor, samples: int,
     return received, bernoulli_log_prob(received, smeared)
 
 
+def polarised(probs: torch.Tensor, margin: float = 0.1) -> torch.Tensor:
+    """Fraction of Bernoulli means within ``margin`` of 0 or 1, per row.
+
+    :input probs: [B, M], float in [0, 1].
+    :output: [B], float32 in [0, 1].
+    """
+    return ((probs < margin) | (probs > 1.0 - margin)).float().mean(-1)
+
+
 def _quality_log(images: torch.Tensor, sse: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-image training metrics from the squared errors ``sse`` [J, B] of J reconstructions."""
     mse = sse.detach() / images[0].numel()
@@ -264,10 +275,13 @@ class SplitJSCCScheme(Scheme):
         return vimco_surrogate(-self.params.likelihood_scale * sse, log_probs).loss, _quality_log(images, sse)
 
     def source_step(self, images: torch.Tensor, _labels: torch.Tensor, rng: torch.Generator):
-        """Stage 1: J draws from the multi-level BSC medium of the source mapper's Bernoulli bits."""
+        """Stage 1: J draws from the multi-level BSC medium of the source mapper's Bernoulli bits. Logs
+        ``polarised``, the fraction of Bernoulli means below 0.1 or above 0.9 per image: rounding (stage 2,
+        deployment) keeps what stage 1 trained the decoder for only once most bits are polarised."""
         probs = self.source.encode(images)
         received, log_probs = medium_samples(probs, self.eps[self.level], self.params.source_train.samples, rng)
-        return self._vimco(images, received, log_probs)
+        loss, metrics = self._vimco(images, received, log_probs)
+        return loss, {**metrics, "polarised": polarised(probs.detach())}
 
     def channel_step(self, images: torch.Tensor, rng: torch.Generator, channel: Channel):
         """Stage 2: J channel draws of the rounded source code, decided by Bernoulli samples of ``q(y)``."""
@@ -307,21 +321,23 @@ class SplitJSCCScheme(Scheme):
         self.model.eval()
         test = p.data.evaluation_set(context)
         self._images = test.images.to(device)
-        self._sent, self._symbols = self._encode_all(self._images)
-        self.facts["interface_psnr_db"] = round(self.interface_psnr_db(context.seed), 3)
+        self._sent, self._symbols, polarised_share = self._encode_all(self._images)
+        self.facts.update({"interface_psnr_db": round(self.interface_psnr_db(context.seed), 3),
+                           "source_polarised": round(polarised_share, 4)})
         self.facts.update({**weights.facts(), **{f"source_{k}": v for k, v in source.facts().items()},
                            "dataset_source": test.source, "test_images": len(test),
                            "final_train_loss": weights.history[-1]["loss"] if weights.history else None})
 
     @torch.no_grad()
-    def _encode_all(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _encode_all(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
         """The rounded source code ``[N, M]`` (bool) and the channel symbols ``[N, K]`` (complex64) of
-        every evaluation image, computed once."""
+        every evaluation image, computed once, and the fraction of :func:`polarised` Bernoulli means."""
         step = inference_chunk(images.device) or 1000
-        sent = torch.cat([self.source.quantize(images[i : i + step].float() / 255.0)
-                          for i in range(0, len(images), step)])
+        probs = torch.cat([self.source.encode(images[i : i + step].float() / 255.0)
+                           for i in range(0, len(images), step)])
+        sent = self.source.decide(probs)
         z = torch.cat([self.model.map(sent[i : i + step]) for i in range(0, len(sent), step)])
-        return sent.bool(), real_to_complex(z.reshape(len(z), 1, -1))
+        return sent.bool(), real_to_complex(z.reshape(len(z), 1, -1)), float(polarised(probs).mean())
 
     # ------------------------------------------------------------------ evaluation
     def reset(self) -> None:
