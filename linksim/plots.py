@@ -38,8 +38,8 @@ _X_AXIS = {"esno_db": "esno", "ebno_db": "ebno", "snr_norm_db": "snr_norm"}
 @dataclass(frozen=True)
 class PlotStyle:
     """How a figure looks: ``size`` in inches, fonts in points, where the legend goes (``inside`` the
-    axes while it has at most ``legend_inside_max`` entries, else under them; ``outside``: right of
-    them), the raster resolution in dpi (PDF and SVG are vector)."""
+    axes while it has at most ``legend_inside_max`` entries of at most ``label_chars`` characters, else
+    under them; ``outside``: right of them), the raster resolution in dpi (PDF and SVG are vector)."""
 
     size: tuple[float, float]
     font_pt: float
@@ -48,7 +48,7 @@ class PlotStyle:
     marker_size: float
     dpi: int
     label_chars: int
-    legend_inside_max: int = 6
+    legend_inside_max: int = 4
 
 
 #: ``paper``: one column of a two-column paper (3.5 in wide, 8 pt); ``wide``: a screen or a slide
@@ -142,6 +142,14 @@ def _x_label(runs: list[RunData], x: str) -> str:
     return axis_label(axis, run.reference_shown)
 
 
+def _shortened(label: str, limit: int) -> str:
+    """``label`` in at most about ``limit`` characters: the scheme's label is cut, what tells the curves
+    of one scheme apart (`` | channel``, `` [config]``, `` (theory)``) is kept."""
+    cut = min((i for i in (label.find(" | "), label.find(" [")) if i > 0), default=len(label))
+    head, tail = label[:cut], label[cut:]
+    return textwrap.shorten(head, max(limit - len(tail), 12), placeholder="...") + tail
+
+
 def _legend(ax: plt.Axes, fig: plt.Figure, style: PlotStyle, order: list[str]) -> None:
     """Inside the axes (``paper``, few entries), in one column under them (``paper``, many: the figure
     grows by the legend's height, the axes keep theirs), or right of them (``wide``); entries in
@@ -153,10 +161,11 @@ def _legend(ax: plt.Axes, fig: plt.Figure, style: PlotStyle, order: list[str]) -
     labels, handles = zip(*sorted(zip(labels, handles, strict=True), key=lambda e: rank.get(e[0], len(rank))),
                           strict=True)
     small = style.font_pt - 1.5
-    inside = style.legend == "inside" and len(handles) <= style.legend_inside_max
+    inside = (style.legend == "inside" and len(handles) <= style.legend_inside_max
+              and max(map(len, labels)) <= style.label_chars)  # else it would hide the curves
     limit = style.label_chars if inside or style.legend == "outside" else int(
         (fig.get_size_inches()[0] - 0.5) * 72 / (0.52 * small))  # under the axes: the figure's width
-    labels = [textwrap.shorten(label, limit, placeholder="...") for label in labels]
+    labels = [_shortened(label, limit) for label in labels]
     if style.legend == "outside":
         fig.legend(handles, labels, fontsize=small, loc="outside right upper")
     elif inside:
@@ -197,7 +206,7 @@ def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool
                          "ytick.labelsize": look.font_pt - 1, "pdf.fonttype": 42}):
         fig, ax = plt.subplots(figsize=size or look.size, layout="constrained")
         order = _draw_curves(ax, runs, metric, x, log_y, band, look)
-        width_chars = int((fig.get_size_inches()[0] - 0.6) * 72 / (0.5 * look.font_pt))  # the axes' width
+        width_chars = int((fig.get_size_inches()[0] - 0.6) * 72 / (0.58 * look.font_pt))  # the axes' width
         ax.set_xlabel("\n".join(textwrap.wrap(_x_label(runs, x), width_chars)))
         ax.set_ylabel(ylabel or metric_label(metric, {run.primaries.get(s) for run in runs
                                                       for s in run.df["scheme"].unique()} - {None}))
@@ -205,7 +214,7 @@ def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool
             ax.set_xlim(*xlim)
         if ylim:
             ax.set_ylim(*ylim)
-        if title:  # wrapped to the axes' width (about 0.5 em per character)
+        if title:  # wrapped to the axes' width (about 0.58 em per character)
             ax.set_title("\n".join(textwrap.wrap(title, width_chars)))
         ax.grid(True, which="both", alpha=0.3)
         _legend(ax, fig, look, order)
