@@ -37,7 +37,10 @@ def binomial_interval(
     denom = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at no errors (all errors) the bound is exactly 0 (1); centre - half leaves a rounding residue (2e-19)
+    low = 0.0 if errors <= 0 else max(0.0, centre - half)
+    high = 1.0 if errors >= trials else min(1.0, centre + half)
+    return low, high
 
 
 def sample_std(total: float, total_sq: float, count: float) -> float:

@@ -107,3 +107,7 @@ def test_binomial_intervals():
     lo, hi = binomial_interval(0, 50, method="clopper-pearson")
     assert lo == 0 and hi == pytest.approx(0.0711, abs=1e-3)
     assert all(math.isnan(v) for v in binomial_interval(0, 0))
+    for n in (7, 500, 20_000):  # Wilson at the edges: exactly 0 and 1, not a rounding residue
+        lo, hi = binomial_interval(0, n)
+        assert lo == 0.0 and hi == pytest.approx(3.8415 / (n + 3.8415), rel=1e-4)  # z^2 / (n + z^2)
+        assert binomial_interval(n, n)[1] == 1.0 and binomial_interval(n, n)[0] == pytest.approx(1 - hi)
