@@ -72,7 +72,8 @@ def _cmd_run(args) -> int:
     opts = RunOptions(profile=args.profile, overrides=overrides, scenario_file=args.scenario, out=args.out,
                       resume=args.resume, run_id=args.run_id, max_units=args.max_units,
                       plots=not args.no_plots, progress=not args.quiet, compile=args.compile,
-                      cuda_graphs=args.cuda_graphs)
+                      cuda_graphs=args.cuda_graphs, executor=args.executor, ray_address=args.ray_address,
+                      workers=args.workers)
     summary = run_scenario(scenario, opts)
     rd = summary.run_dir
     if rd.csv.is_file():
@@ -207,6 +208,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="replay training steps as CUDA graphs (auto: on a GPU); results are the same up to rounding")
     r.add_argument("--no-plots", action="store_true", help="write the results, draw no figures")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    r.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="run the tasks in this process (local) or as Ray tasks (ray: pip install -e \".[ray]\"); "
+                        "the results are the same")
+    r.add_argument("--ray-address", metavar="auto|HOST:PORT",
+                   help="join this Ray cluster (default: start a local Ray instance of --workers CPUs)")
+    r.add_argument("--workers", type=_positive_int, help="Ray tasks at once (default: the instance's CPUs)")
     r.set_defaults(func=_cmd_run)
 
     v = sub.add_parser("validate", help="check a scenario file without running it")

@@ -156,6 +156,11 @@ class StopRule(_Strict):
     ``stop_sweep_below``: once a point's primary error rate falls below this (zero errors
     included), the later points of the same scheme x channel curve (in grid order) are not run;
     like ``target_errors`` it applies to rate primaries only.
+
+    ``chunk_samples``: split each point into chunks of this many items, each seeded from (unit
+    seed, chunk index) and run as one task (:func:`linksim.engine.run_chunk`); counters are added
+    in chunk order and the rule above is checked after each chunk, so the results do not depend on
+    how many workers ran the chunks (``None``: one task per point, the rule checked per batch).
     """
 
     batch_size: Count = 1000
@@ -165,6 +170,7 @@ class StopRule(_Strict):
     max_samples: Count = 100_000
     max_time_s: PositiveFloat | None = None
     stop_sweep_below: float | None = Field(None, ge=0, le=1)
+    chunk_samples: Count | None = None
     confidence: float = Field(0.95, gt=0, lt=1)
     interval: IntervalMethod = "wilson"
 
@@ -179,11 +185,12 @@ class StopOverride(_Strict):
     max_samples: Count | None = None
     max_time_s: PositiveFloat | None = None
     stop_sweep_below: float | None = Field(None, ge=0, le=1)
+    chunk_samples: Count | None = None
 
 
 #: stop keys added after results were committed: left out of the digest while unset, so the digest
 #: (and ``--resume``) of every earlier scenario stays what it was
-_NEWER_STOP_KEYS = ("target_half_width", "min_samples")
+_NEWER_STOP_KEYS = ("target_half_width", "min_samples", "chunk_samples")
 
 
 class SchemeSpec(_Strict):

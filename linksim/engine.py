@@ -19,11 +19,26 @@ from sionna.phy import config as sionna_config
 
 from linksim.channels.base import Channel
 from linksim.config import SnrGrid, StopRule
-from linksim.schemes.base import Derived, Mean, Rate, Scheme
+from linksim.schemes.base import Derived, EvalCursor, Mean, Rate, Scheme
 from linksim.snr import esno_db_to_no, esno_from_axis, snr_on_all_axes
 from linksim.stats import binomial_interval, mean_interval, sample_std
 
-__all__ = ["STOP_REASONS", "POINT_COLUMNS", "split_configs", "WorkUnit", "derived_seed", "unit_seed", "seed_everything", "half_width", "run_unit"]
+__all__ = [
+    "POINT_COLUMNS",
+    "STOP_REASONS",
+    "ChunkedPoint",
+    "WorkUnit",
+    "chunk_seed",
+    "chunk_span",
+    "derived_seed",
+    "half_width",
+    "point_row",
+    "run_chunk",
+    "run_unit",
+    "seed_everything",
+    "split_configs",
+    "unit_seed",
+]
 
 
 @dataclass(frozen=True)
@@ -169,6 +184,34 @@ def split_configs(row: dict, configs: Sequence[str]) -> list[dict]:
     return rows
 
 
+def _primary(scheme: Scheme) -> Rate | Mean:
+    primary = scheme.rates[scheme.primary]
+    if not isinstance(primary, Rate | Mean):
+        raise TypeError(f"{type(scheme).__name__}: primary {scheme.primary!r} must be a Rate or a Mean, "
+                        f"found {type(primary).__name__}")
+    return primary
+
+
+def _point_noise(scheme: Scheme, channel: Channel, unit: WorkUnit, grid: SnrGrid) -> tuple[float, torch.Tensor]:
+    """The point's Es/N0 (dB) and its noise variance, one float32 value for the whole point (a
+    vectorised pow over a batch can differ by an ulp between elements)."""
+    esno_db = esno_from_axis(unit.snr_db, grid.axis, scheme.budget(channel), grid.reference_complex_uses)
+    return esno_db, esno_db_to_no(torch.tensor(esno_db, dtype=torch.float32, device=sionna_config.device))
+
+
+def _simulate_batch(scheme: Scheme, channel: Channel, unit: WorkUnit, batch: int, no_point: torch.Tensor
+                    ) -> dict[str, float]:
+    """``scheme.simulate`` of ``batch`` items; running out of memory is a one-line error naming the point."""
+    try:
+        return scheme.simulate(batch, no_point.repeat(batch), channel)
+    except (MemoryError, RuntimeError) as err:
+        if not isinstance(err, MemoryError | torch.OutOfMemoryError) and "allocate" not in str(err):
+            raise
+        raise RuntimeError(f"{unit.scheme} / {unit.channel} at {unit.snr_db:g} dB: out of memory simulating a "
+                           f"batch of {batch} items; lower stop.batch_size (the scheme's or the scenario's)"
+                           ) from None
+
+
 @torch.no_grad()
 def run_unit(
     scheme: Scheme,
@@ -179,43 +222,26 @@ def run_unit(
     seed: int,
     progress: Callable[[int, dict[str, float]], None] | None = None,
 ) -> dict[str, float | str]:
-    """Simulate one work unit until its stopping rule holds; returns its CSV row.
+    """Simulate one work unit until its stopping rule holds; returns its CSV row (:func:`point_row`).
 
     :param grid: the scenario's SNR grid (axis and reference); ``unit.snr_db`` is on its axis.
     :param stop: the scheme's stopping rule (:class:`~linksim.config.StopRule`): ``target_errors``
-        applies to a rate primary, ``target_half_width`` to a mean primary.
+        applies to a rate primary, ``target_half_width`` to a mean primary; ``chunk_samples`` is
+        not used here (:func:`run_chunk` and :class:`ChunkedPoint` are).
     :param seed: the unit's seed (:func:`unit_seed`).
     :param progress: called after every batch with (items in the batch, ``{"errors": primary errors so
         far}`` for a rate primary or ``{"half_width": its interval's half-width}`` for a mean).
-    :output: the row: identity and SNR columns, ``samples``, ``stop_reason`` (why it stopped,
-        :data:`STOP_REASONS`); for a rate primary ``errors, error_rate, ci_low, ci_high`` (its
-        numerator, value and interval); for a mean primary ``primary`` (its name) and those four NaN; every statistic of the scheme (:func:`_with_intervals`), the raw
-        counters, theory columns and what :meth:`~linksim.schemes.base.Scheme.summarize` adds.
     """
-    budget = scheme.budget(channel)
-    ref = grid.reference_complex_uses
-    esno_db = esno_from_axis(unit.snr_db, grid.axis, budget, ref)
+    _, no_point = _point_noise(scheme, channel, unit, grid)
     seed_everything(seed)
     scheme.reset()
-    primary = scheme.rates[scheme.primary]
-    if not isinstance(primary, Rate | Mean):
-        raise TypeError(f"{type(scheme).__name__}: primary {scheme.primary!r} must be a Rate or a Mean, "
-                        f"found {type(primary).__name__}")
+    primary = _primary(scheme)
     counters: Counter = Counter()
     batches = 0
-    # one value for the whole point: a vectorised pow over a batch can differ by an ulp between elements
-    no_point = esno_db_to_no(torch.tensor(esno_db, dtype=torch.float32, device=sionna_config.device))
     start = time.perf_counter()
     while True:
         batch = min(stop.batch_size, stop.max_samples - counters["samples"])
-        try:
-            counters.update(scheme.simulate(batch, no_point.repeat(batch), channel))
-        except (MemoryError, RuntimeError) as err:
-            if not isinstance(err, MemoryError | torch.OutOfMemoryError) and "allocate" not in str(err):
-                raise
-            raise RuntimeError(f"{unit.scheme} / {unit.channel} at {unit.snr_db:g} dB: out of memory simulating a "
-                               f"batch of {batch} items; lower stop.batch_size (the scheme's or the scenario's)"
-                               ) from None
+        counters.update(_simulate_batch(scheme, channel, unit, batch, no_point))
         batches += 1
         status = _progress_status(counters, primary, stop)  # once per batch: the interval costs a t quantile
         if progress is not None:
@@ -223,6 +249,109 @@ def run_unit(
         reason = _stop_reason(status, counters["samples"], stop, batches, time.perf_counter() - start)
         if reason is not None:
             break
+    return point_row(scheme, channel, unit, grid, stop, counters, reason)
+
+
+def chunk_seed(seed: int, index: int) -> int:
+    """The seed of chunk ``index`` of the unit whose seed is ``seed`` (:func:`unit_seed`)."""
+    return derived_seed(seed, "chunk", index)
+
+
+def chunk_span(stop: StopRule, index: int) -> tuple[int, int]:
+    """(first item, item count) of chunk ``index`` of a point: ``stop.chunk_samples`` items, the last
+    chunk cut at ``stop.max_samples``."""
+    first = index * stop.chunk_samples
+    return first, min(stop.chunk_samples, stop.max_samples - first)
+
+
+@torch.no_grad()
+def run_chunk(
+    scheme: Scheme,
+    channel: Channel,
+    unit: WorkUnit,
+    grid: SnrGrid,
+    stop: StopRule,
+    seed: int,
+    index: int,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[dict[str, float], int]:
+    """Simulate chunk ``index`` of a point (:func:`chunk_span`) in batches of ``stop.batch_size``,
+    seeded with :func:`chunk_seed`, with no stopping rule inside it; an evaluation set's cursor
+    (:class:`~linksim.schemes.base.EvalCursor`) starts at the chunk's first item, so the chunks of a
+    point walk the set as one unit would.
+
+    :param seed: the unit's seed (:func:`unit_seed`).
+    :param progress: called after every batch with (items in the batch, ``{}``).
+    :output: (the chunk's additive counters, the number of batches it ran).
+    """
+    _, no_point = _point_noise(scheme, channel, unit, grid)
+    seed_everything(chunk_seed(seed, index))
+    scheme.reset()
+    first, count = chunk_span(stop, index)
+    for cursor in vars(scheme).values():
+        if isinstance(cursor, EvalCursor):
+            cursor.position = first
+    counters: Counter = Counter()
+    batches = 0
+    while counters["samples"] < count:
+        batch = min(stop.batch_size, count - counters["samples"])
+        counters.update(_simulate_batch(scheme, channel, unit, batch, no_point))
+        batches += 1
+        if progress is not None:
+            progress(batch, {})
+    return dict(counters), batches
+
+
+class ChunkedPoint:
+    """A point's chunks (:func:`run_chunk`) added in chunk order, whatever order they finish in, with
+    the stopping rule checked after each: the row depends on the chunk results only.
+
+    :param scheme: the point's scheme (its primary decides the rule).
+    :param stop: its stopping rule, ``chunk_samples`` set.
+    """
+
+    def __init__(self, scheme: Scheme, stop: StopRule):
+        self.primary, self.stop = _primary(scheme), stop
+        self.chunks = math.ceil(stop.max_samples / stop.chunk_samples)  #: chunks the point has at most
+        self.counters: Counter = Counter()
+        self.batches = self.added = 0  # batches and chunks summed so far
+        self.reason: str | None = None  #: why the point stopped (:data:`STOP_REASONS`); ``None`` while it runs
+        self._waiting: dict[int, tuple[dict[str, float], int]] = {}
+        self._start = time.perf_counter()
+
+    def add(self, index: int, counters: dict[str, float], batches: int) -> str | None:
+        """Take the result of chunk ``index``; sum every chunk now in order and check the rule after
+        each. Chunks after the one that ends the point are ignored.
+
+        :output: :attr:`reason`.
+        """
+        self._waiting[index] = (counters, batches)
+        while self.reason is None and self.added in self._waiting:
+            counters, batches = self._waiting.pop(self.added)
+            self.counters.update(counters)
+            self.batches += batches
+            self.added += 1
+            status = _progress_status(self.counters, self.primary, self.stop)
+            self.reason = _stop_reason(status, self.counters["samples"], self.stop, self.batches,
+                                       time.perf_counter() - self._start)
+        return self.reason
+
+
+def point_row(scheme: Scheme, channel: Channel, unit: WorkUnit, grid: SnrGrid, stop: StopRule,
+              counters: dict[str, float], reason: str) -> dict[str, float | str]:
+    """A finished point's CSV row from its summed ``counters``.
+
+    :param reason: why it stopped (:data:`STOP_REASONS`).
+    :output: the row: identity and SNR columns, ``samples``, ``stop_reason``; for a rate primary
+        ``errors, error_rate, ci_low, ci_high`` (its numerator, value and interval); for a mean
+        primary ``primary`` (its name) and those four NaN; every statistic of the scheme
+        (:func:`_with_intervals`), the raw counters, theory columns and what
+        :meth:`~linksim.schemes.base.Scheme.summarize` adds.
+    """
+    budget = scheme.budget(channel)
+    ref = grid.reference_complex_uses
+    esno_db = esno_from_axis(unit.snr_db, grid.axis, budget, ref)
+    primary = _primary(scheme)
     rates = _with_intervals(counters, scheme, stop)
     if isinstance(primary, Mean):
         head = {"primary": scheme.primary, "errors": math.nan, "error_rate": math.nan, "ci_low": math.nan,
