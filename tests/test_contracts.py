@@ -27,7 +27,7 @@ from linksim.config import (
     StopRule,
     load_scenario,
 )
-from linksim.engine import WorkUnit, run_unit, seed_everything
+from linksim.engine import WorkUnit, run_unit, seed_everything, split_configs
 from linksim.runner import build_channel, build_scheme
 from linksim.schemes.base import SchemeContext
 
@@ -182,6 +182,10 @@ def test_run_unit_gives_a_row_with_the_primary(name, prepared, awgn):
     assert row["channel_uses"] == scheme.budget(awgn).channel_uses
     again = run_unit(scheme, awgn, unit, SnrGrid(values=[4.0]), stop, seed=7)
     assert _same(row, again)
+    from test_results_schema import undocumented
+
+    missing = undocumented([c for r in split_configs(row, scheme.configs) for c in r])
+    assert not missing, f"{name}: columns docs/results.md does not name: {missing}"
 
 
 def _scenario(tmp_path, name: str, params: dict):
