@@ -280,3 +280,38 @@ def test_a_batch_too_large_for_memory_is_one_line_naming_the_key(write_scenario,
     with pytest.raises(RuntimeError, match=r"^ldpc / awgn at 1 dB: out of memory .* stop.batch_size") as info:
         _run(path, tmp_path, run_id="r")
     assert "\n" not in str(info.value)
+
+
+def test_chunked_points_stop_at_chunk_boundaries_resume_and_walk_the_evaluation_set_as_one_unit(write_scenario,
+                                                                                                 tmp_path):
+    path = write_scenario()
+    sets = ["stop.chunk_samples=150"]  # batches of 100 and 50 per chunk, points of at most 300 items
+    whole = _run(path, tmp_path / "a", run_id="r", overrides=sets)
+    df = read_results(whole.run_dir.csv)
+    assert set(df.samples) <= {150, 300} and (df.samples == 150).any()  # the rule holds after a chunk only
+    assert df[df.samples == 150].stop_reason.eq("target_errors").all()
+    while (part := _run(path, tmp_path / "b", run_id="r", resume=True, max_units=3, overrides=sets)).remaining:
+        pass
+    assert whole.run_dir.csv.read_bytes() == part.run_dir.csv.read_bytes()
+    # an image scheme's chunks take the images one unit would: the capacity bound (no noise drawn) is the same
+    image = write_scenario("""\
+        name: chunked-images
+        seed: 5
+        device: cpu
+        snr: {axis: esno, values: [12.0]}
+        stop: {batch_size: 4, max_samples: 8, target_errors: 1000000}
+        schemes:
+          - name: jpeg
+            type: image_digital
+            params:
+              codec: jpeg
+              bandwidth_ratio: 1/6
+              capacity: true
+              data: {name: synthetic-cifar, eval_subset: 8}
+              mcs: [{name: qpsk-r1_2, k: 256, n: 512, bits_per_symbol: 2, interleaver: nr}]
+        channels: [awgn]
+        """, name="images")
+    rows = [read_results(_run(image, tmp_path / f"i{chunk}", run_id="r", overrides=sets).run_dir.csv)
+            for chunk, sets in ((None, []), (4, ["stop.chunk_samples=4"]))]
+    capacity = [df[df.config == "capacity"].psnr_db.iloc[0] for df in rows]
+    assert capacity[0] == capacity[1]

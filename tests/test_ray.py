@@ -8,7 +8,6 @@ import os
 
 import pytest
 
-from conftest import SMALL_SCENARIO
 from linksim import executors
 from linksim.cli import main
 from linksim.config import load_scenario
@@ -64,6 +63,11 @@ def test_ray_with_one_and_two_workers_and_chunked_points_writes_the_local_bytes(
         executor = manifest["sessions"][0]["executor"]
         assert executor["name"] == "ray" and executor["workers"] == workers and executor["nodes"][0]["cpus"] == 2
         assert all("node" in entry for entry in manifest["units"].values())
+    # a driver stopped after 5 points (as by a crash: results.csv is whole after every point) and resumed
+    out = tmp_path / "ray-resumed"
+    while (part := _run(path, out, _OVERRIDES, executor="ray", workers=2, resume=True, max_units=5)[0]).remaining:
+        pass
+    assert part.run_dir.csv.read_bytes() == expected
     # chunks of 150 items (batches of 100 and 50) split every point of 300: the same bytes local and on Ray
     chunked = [*_OVERRIDES, "stop.chunk_samples=150"]
     local_chunks, _ = _run(path, tmp_path / "local-chunks", chunked)
