@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -93,3 +94,11 @@ class TinyContext(SchemeContext):
 
     def dataset(self, name, split, path=None):
         return tiny_mnist(self.train_size if split == "train" else self.test_size, seed=0 if split == "train" else 1)
+
+
+def undocumented(columns) -> list[str]:
+    """The columns that docs/results.md does not name, neither as such nor as the statistic a
+    ``_ci_low``/``_ci_high``/``_std`` column belongs to; a name there with ``<i>`` stands for any number."""
+    names = re.findall(r"`([a-z_0-9<>]+)`", (Path(__file__).resolve().parent.parent / "docs" / "results.md").read_text())
+    pattern = re.compile("|".join(re.escape(n).replace(re.escape("<i>"), r"\d+") for n in names))
+    return sorted({c for c in columns if not pattern.fullmatch(re.sub(r"_(ci_low|ci_high|std)$", "", c))})

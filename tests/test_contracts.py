@@ -16,7 +16,7 @@ import math
 import pytest
 import torch
 import yaml
-from conftest import use_synthetic_data
+from conftest import undocumented, use_synthetic_data
 
 from linksim import registry
 from linksim.config import (
@@ -182,8 +182,6 @@ def test_run_unit_gives_a_row_with_the_primary(name, prepared, awgn):
     assert row["channel_uses"] == scheme.budget(awgn).channel_uses
     again = run_unit(scheme, awgn, unit, SnrGrid(values=[4.0]), stop, seed=7)
     assert _same(row, again)
-    from test_results_schema import undocumented
-
     missing = undocumented([c for r in split_configs(row, scheme.configs) for c in r])
     assert not missing, f"{name}: columns docs/results.md does not name: {missing}"
 

@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+from conftest import undocumented
+
 from linksim.cli import main
 from linksim.results import LEADING_COLUMNS, read_results
 
@@ -56,14 +58,6 @@ def test_configurations_get_rows_and_a_resumed_run_writes_the_same_bytes(write_s
     assert main(["snr-at", str(straight), "-m", "psnr_db", "-t", "10", "--x", "esno_db", "--config", "capacity"]) == 0
     assert main(["plot", str(straight), "-m", "psnr_db", "--where", "config=qpsk-r1_2", "--where",
                  "config=capacity", "--out", str(tmp_path / "f"), "--format", "png"]) == 0
-
-
-def undocumented(columns) -> list[str]:
-    """The columns that docs/results.md does not name, neither as such nor as the statistic a
-    ``_ci_low``/``_ci_high``/``_std`` column belongs to; a name there with ``<i>`` stands for any number."""
-    names = re.findall(r"`([a-z_0-9<>]+)`", (ROOT / "docs" / "results.md").read_text())
-    pattern = re.compile("|".join(re.escape(n).replace(re.escape("<i>"), r"\d+") for n in names))
-    return sorted({c for c in columns if not pattern.fullmatch(re.sub(r"_(ci_low|ci_high|std)$", "", c))})
 
 
 def test_every_column_of_a_run_is_documented(write_scenario, tmp_path):
