@@ -133,10 +133,22 @@ class RayExecutor:
         self._refs[self._remote.remote(self._scenario, self._settings, task)] = task
 
     def wait(self) -> list[tuple[Task, dict]]:
-        """Block until at least one task is done; each done (task, outcome). A task that raised
-        raises here (as its own exception type)."""
+        """Block until at least one task is done; each done (task, outcome).
+
+        :raises Exception: what a task raised, as raised in the worker (without Ray's traceback text);
+            a ``RuntimeError`` naming the task where its worker died more than ``max_retries`` times.
+        """
         done, _ = self._ray.wait(list(self._refs), num_returns=1)
-        return [(self._refs.pop(ref), self._ray.get(ref)) for ref in done]
+        out = []
+        for ref in done:
+            task = self._refs.pop(ref)
+            try:
+                out.append((task, self._ray.get(ref)))
+            except self._ray.exceptions.RayTaskError as err:
+                raise err.cause from None
+            except self._ray.exceptions.WorkerCrashedError:
+                raise RuntimeError(f"{task}: its Ray worker died {self._max_retries + 1} times") from None
+        return out
 
     def describe(self) -> dict:
         """The manifest's ``executor`` entry: the cluster's live nodes with their CPUs and GPUs."""
