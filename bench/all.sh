@@ -11,4 +11,8 @@ for bench in link_throughput sinfony_throughput encode_once sweep_memory; do
     python "$bench.py" --device "$device" 2>&1 | tee "$out/$bench.txt"
 done
 python sinfony_end_to_end.py --profile quick --device "$device" 2>&1 | tee "$out/sinfony_end_to_end_quick.txt"
+if python -c "import ray" 2>/dev/null; then  # the Ray executor against local (an optional extra)
+    workers="1 2"; [ "$(nproc)" -ge 8 ] && workers="1 2 4 8"
+    python scaling.py --workers $workers 2>&1 | tee "$out/scaling.txt"
+fi
 grep -H "^ratio=" "$out"/*.txt
