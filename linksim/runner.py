@@ -286,6 +286,9 @@ def run_scenario(scenario: Scenario, opts: RunOptions | None = None) -> RunSumma
     keeps the rows in canonical order, so every executor writes the same ``results.csv``.
     """
     opts = opts or RunOptions()
+    if opts.plots:  # imported now, so that the figures at the end are drawn by the code the run started
+        import linksim.plots  # with (an editable install edited during a long run: no mixed versions)
+        import linksim.reconstructions  # noqa: F401
     executor = make_executor(opts.executor, opts.ray_address, opts.workers)  # no Ray: one line, before any work
     try:
         return _sweep(scenario, opts, executor)
