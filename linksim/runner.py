@@ -363,7 +363,7 @@ def _sweep(scenario: Scenario, opts: RunOptions, executor: LocalExecutor | RayEx
         run_dir.write_rows(rows, order)
         manifest["units"][f"{unit.scheme}|{unit.channel}|{unit.snr_db:g}"] = {
             "seed": unit_seed(scenario.seed, unit), **entry, "samples": row["samples"]}
-        report.finished(row, bench.schemes[unit.scheme].primary, entry["wall_s"])
+        report.finished(row, headline_name(bench.schemes[unit.scheme]), entry["wall_s"])
         session["wall_s"] = round(time.perf_counter() - t_run, 3)
         run_dir.write_manifest(manifest)
         sweep.done(unit)
@@ -536,14 +536,29 @@ def _draw_examples(bench: Workbench, run_dir: RunDirectory) -> None:
         run_dir.write_manifest(bench.manifest)
 
 
+def _without_config(name: str, scheme: Scheme) -> str:
+    """``name`` without a ``_<config>`` suffix of ``scheme``: the column name its results rows use."""
+    for config in scheme.configs:
+        if name.endswith(f"_{config}"):
+            return name[: -len(config) - 1]
+    return name
+
+
+def headline_name(scheme: Scheme) -> str:
+    """The primary's name as the headline row shows it: without a configuration suffix (an image
+    baseline's primary is its first MCS's failure rate, its headline ``error_rate`` the envelope's)."""
+    return _without_config(scheme.primary, scheme)
+
+
 def primary_description(scheme: Scheme) -> dict[str, str]:
     """What a scheme's rows count (the manifest's ``schemes.<name>.primary``): its primary's name and,
     for a rate, the counters behind ``errors`` and the ratio (``{"name": "ber", "errors": "bit_errors",
-    "of": "bits"}``), for a mean, what it is averaged over."""
+    "of": "bits"}``), for a mean, what it is averaged over; names as the results rows have them."""
     stat = scheme.rates[scheme.primary]
     if isinstance(stat, Mean):
-        return {"name": scheme.primary, "mean_over": stat.count}
-    return {"name": scheme.primary, "errors": stat.numerator, "of": stat.denominator}
+        return {"name": headline_name(scheme), "mean_over": _without_config(stat.count, scheme)}
+    return {"name": headline_name(scheme), "errors": _without_config(stat.numerator, scheme),
+            "of": _without_config(stat.denominator, scheme)}
 
 
 def _mean_primary(row: dict) -> bool:

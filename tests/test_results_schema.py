@@ -66,3 +66,18 @@ def test_every_column_of_a_run_is_documented(write_scenario, tmp_path):
     path = write_scenario(IMAGE_SCENARIO)
     assert main(["run", str(path), "--out", str(tmp_path), "--run-id", "r", "--quiet", "--no-plots"]) == 0
     assert not undocumented(read_results(tmp_path / "tidy" / "r" / "results.csv").columns)
+
+
+def test_an_image_baseline_reports_its_headline_not_its_first_mcs(write_scenario, tmp_path, capsys):
+    """Its primary (what target_errors counts) is the first MCS's failure rate, but a headline row
+    holds the envelope's: the per-point lines, the summary and the manifest name the rows' columns."""
+    import json
+
+    path = write_scenario(IMAGE_SCENARIO)
+    assert main(["run", str(path), "--out", str(tmp_path), "--run-id", "r", "--quiet", "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "qpsk-r1_2" not in out and "jpeg: image_failure_rate = failed / samples" in out
+    assert re.search(r"^jpeg / awgn +0 +image_failure_rate ", out, flags=re.M)
+    manifest = json.loads((tmp_path / "tidy" / "r" / "manifest.json").read_text())
+    assert manifest["schemes"]["jpeg"]["primary"] == {"name": "image_failure_rate", "errors": "failed",
+                                                      "of": "samples"}
