@@ -77,7 +77,7 @@ def test_an_image_baseline_reports_its_headline_not_its_first_mcs(write_scenario
     assert main(["run", str(path), "--out", str(tmp_path), "--run-id", "r", "--quiet", "--no-plots"]) == 0
     out = capsys.readouterr().out
     assert "qpsk-r1_2" not in out and "jpeg: image_failure_rate = failed / samples" in out
-    assert re.search(r"^jpeg / awgn +0 +image_failure_rate ", out, flags=re.M)
+    assert re.search(r"^jpeg / awgn +0 +image_failure_rate ", out, flags=re.MULTILINE)
     manifest = json.loads((tmp_path / "tidy" / "r" / "manifest.json").read_text())
     assert manifest["schemes"]["jpeg"]["primary"] == {"name": "image_failure_rate", "errors": "failed",
                                                       "of": "samples"}
