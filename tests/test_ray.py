@@ -21,7 +21,7 @@ _OVERRIDES = ["snr.values=[1.0,3.0,5.0]", "stop.stop_sweep_below=0.05"]
 def ray_instance():
     """One local Ray instance of 2 CPUs for the module (its worker processes serve every test)."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+    executors.init_local_ray(ray, 2)
     yield ray
     ray.shutdown()
 
