@@ -19,7 +19,7 @@ from sionna.phy import config as sionna_config
 
 from linksim.channels.base import Channel
 from linksim.config import SnrGrid, StopRule
-from linksim.schemes.base import Derived, EvalCursor, Mean, Rate, Scheme
+from linksim.schemes.base import Derived, Mean, Rate, Scheme
 from linksim.snr import esno_db_to_no, esno_from_axis, snr_on_all_axes
 from linksim.stats import binomial_interval, mean_interval, sample_std
 
@@ -30,6 +30,7 @@ __all__ = [
     "WorkUnit",
     "chunk_seed",
     "chunk_span",
+    "config_of",
     "derived_seed",
     "half_width",
     "point_row",
@@ -150,6 +151,18 @@ POINT_COLUMNS = ("scheme", "channel", "snr_db", "snr_axis", "esno_db", "ebno_db"
 _PARTS = ("", "_ci_low", "_ci_high", "_std")
 
 
+def config_of(column: str, configs: Sequence[str]) -> tuple[str, str] | None:
+    """``(config, name)`` when ``column`` is ``<name>_<config>`` plus an optional ``_ci_low``,
+    ``_ci_high`` or ``_std`` (kept in ``name``), the longest matching config winning (``r1_3`` and
+    ``r1_34``); ``None`` for a column of no configuration."""
+    for config in sorted(configs, key=len, reverse=True):
+        for part in _PARTS:
+            tail = f"_{config}{part}"
+            if column.endswith(tail) and len(column) > len(tail):
+                return config, column[: -len(tail)] + part
+    return None
+
+
 def split_configs(row: dict, configs: Sequence[str]) -> list[dict]:
     """A point's row (:func:`run_unit`) as tidy rows: its headline row (``config`` empty: every column
     not of a configuration) and one row per name of ``configs`` (``config`` = the name: the point
@@ -162,13 +175,8 @@ def split_configs(row: dict, configs: Sequence[str]) -> list[dict]:
     """
     if not configs:
         return [{**row, "config": ""}]
-    owner: dict[str, tuple[str, str]] = {}  # column -> (config, name without the config)
-    for config in sorted(configs, key=len):  # the longest name that matches wins ("r1_3" and "r1_34")
-        for column in row:
-            for part in _PARTS:
-                tail = f"_{config}{part}"
-                if column.endswith(tail) and len(column) > len(tail) and column not in POINT_COLUMNS:
-                    owner[column] = (config, column[: -len(tail)] + part)
+    owner = {column: found for column in row if column not in POINT_COLUMNS
+             and (found := config_of(column, configs)) is not None}  # column -> (config, name without it)
     point = {k: row[k] for k in POINT_COLUMNS if k in row}
 
     def with_config(config: str, values: dict) -> dict:
@@ -192,11 +200,11 @@ def _primary(scheme: Scheme) -> Rate | Mean:
     return primary
 
 
-def _point_noise(scheme: Scheme, channel: Channel, unit: WorkUnit, grid: SnrGrid) -> tuple[float, torch.Tensor]:
-    """The point's Es/N0 (dB) and its noise variance, one float32 value for the whole point (a
-    vectorised pow over a batch can differ by an ulp between elements)."""
+def _point_noise(scheme: Scheme, channel: Channel, unit: WorkUnit, grid: SnrGrid) -> torch.Tensor:
+    """The point's noise variance, one float32 value for the whole point (a vectorised pow over a
+    batch can differ by an ulp between elements)."""
     esno_db = esno_from_axis(unit.snr_db, grid.axis, scheme.budget(channel), grid.reference_complex_uses)
-    return esno_db, esno_db_to_no(torch.tensor(esno_db, dtype=torch.float32, device=sionna_config.device))
+    return esno_db_to_no(torch.tensor(esno_db, dtype=torch.float32, device=sionna_config.device))
 
 
 def _simulate_batch(scheme: Scheme, channel: Channel, unit: WorkUnit, batch: int, no_point: torch.Tensor
@@ -232,7 +240,7 @@ def run_unit(
     :param progress: called after every batch with (items in the batch, ``{"errors": primary errors so
         far}`` for a rate primary or ``{"half_width": its interval's half-width}`` for a mean).
     """
-    _, no_point = _point_noise(scheme, channel, unit, grid)
+    no_point = _point_noise(scheme, channel, unit, grid)
     seed_everything(seed)
     scheme.reset()
     primary = _primary(scheme)
@@ -276,21 +284,19 @@ def run_chunk(
     progress: Callable[[int, dict[str, float]], None] | None = None,
 ) -> tuple[dict[str, float], int]:
     """Simulate chunk ``index`` of a point (:func:`chunk_span`) in batches of ``stop.batch_size``,
-    seeded with :func:`chunk_seed`, with no stopping rule inside it; an evaluation set's cursor
-    (:class:`~linksim.schemes.base.EvalCursor`) starts at the chunk's first item, so the chunks of a
-    point walk the set as one unit would.
+    seeded with :func:`chunk_seed`, with no stopping rule inside it; the scheme continues its
+    evaluation walk at the chunk's first item (:meth:`~linksim.schemes.base.Scheme.start_at`), so the
+    chunks of a point walk the set as one unit would.
 
     :param seed: the unit's seed (:func:`unit_seed`).
     :param progress: called after every batch with (items in the batch, ``{}``).
     :output: (the chunk's additive counters, the number of batches it ran).
     """
-    _, no_point = _point_noise(scheme, channel, unit, grid)
+    no_point = _point_noise(scheme, channel, unit, grid)
     seed_everything(chunk_seed(seed, index))
     scheme.reset()
     first, count = chunk_span(stop, index)
-    for cursor in vars(scheme).values():
-        if isinstance(cursor, EvalCursor):
-            cursor.position = first
+    scheme.start_at(first)
     counters: Counter = Counter()
     batches = 0
     while counters["samples"] < count:

@@ -102,8 +102,9 @@ class EvalCursor:
     def __init__(self) -> None:
         self.position = 0
 
-    def rewind(self) -> None:
-        self.position = 0
+    def rewind(self, position: int = 0) -> None:
+        """Start the walk at item ``position`` (0: the first)."""
+        self.position = position
 
     def take(self, count: int, size: int) -> np.ndarray:
         """The next ``count`` indices (int64) into a set of ``size`` items."""
@@ -213,6 +214,15 @@ class Scheme(nn.Module):
     def reset(self) -> None:
         """Called at the start of every work unit, after seeding: rewind any evaluation state (a
         cursor into a test set), so a unit's result never depends on the units before it."""
+
+    def start_at(self, item: int) -> None:
+        """Called after :meth:`reset` for a chunk of a point (``stop.chunk_samples``): continue the
+        evaluation walk at item ``item`` of the point, as one unit would have reached it. By default
+        every :class:`EvalCursor` attribute of the scheme is moved there; a scheme with other state
+        across items overrides this."""
+        for cursor in vars(self).values():
+            if isinstance(cursor, EvalCursor):
+                cursor.rewind(item)
 
     def __init__(self) -> None:
         super().__init__()
