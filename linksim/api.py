@@ -60,7 +60,7 @@ class Run:
         df = read_results(self.directory.csv)
         if timing:
             units = self.manifest.get("units", {})
-            df["wall_s"] = [units.get(f"{s}|{c}|{x:g}", {}).get("wall_s")
+            df["wall_s"] = [units.get(RunDirectory.unit_key(s, c, x), {}).get("wall_s")
                             for s, c, x in zip(df["scheme"], df["channel"], df["snr_db"], strict=True)]
         return df
 

@@ -33,19 +33,17 @@ def _summary(csv: Path, manifest: dict) -> str:
     import pandas as pd
 
     from linksim.progress import STOP_LABELS
-    from linksim.results import read_results
+    from linksim.results import mean_primary, primary_of, read_results
 
     df = read_results(csv)
     df = df[df["config"] == ""]  # each point's headline row (configurations: linksim plot / the CSV)
     primaries = {name: entry.get("primary") or {} for name, entry in manifest.get("schemes", {}).items()}
-    mean = df["primary"].map(lambda p: isinstance(p, str)) if "primary" in df else pd.Series(False, index=df.index)
-    names = [p if m else primaries.get(s, {}).get("name", "error_rate")
-             for s, p, m in zip(df["scheme"], df.get("primary", [None] * len(df)), mean, strict=True)]
-    pick = {part: [row.get(f"{n}{part}") if m else row.get({"": "error_rate"}.get(part, part.lstrip("_")))
-                   for n, m, (_, row) in zip(names, mean, df.iterrows(), strict=True)]
-            for part in ("", "_ci_low", "_ci_high")}
+    rows = df.to_dict("records")
+    names = [row["primary"] if mean_primary(row) else primaries.get(row["scheme"], {}).get("name", "error_rate")
+             for row in rows]
+    value, low, high = zip(*map(primary_of, rows), strict=True) if rows else ((), (), ())
     table = pd.DataFrame({"scheme": df["scheme"], "channel": df["channel"], "snr_db": df["snr_db"], "primary": names,
-                          "value": pick[""], "ci_low": pick["_ci_low"], "ci_high": pick["_ci_high"],
+                          "value": value, "ci_low": low, "ci_high": high,
                           "samples": df["samples"], "errors": df["errors"]}, index=df.index)
     for extra in ("ber", "bler"):
         if extra in df and df[extra].notna().any():

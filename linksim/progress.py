@@ -14,6 +14,8 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from linksim.results import mean_primary, primary_of
+
 __all__ = ["PointReporter", "format_value", "STOP_LABELS"]
 
 #: what the ``stop_reason`` column says, in words
@@ -65,22 +67,23 @@ class PointReporter:
     def finished(self, row: dict, metric: str, wall_s: float) -> None:
         """One line for a finished point: ``row`` is its results row, ``metric`` the primary's name."""
         self._header()
-        mean = isinstance(row.get("primary"), str)
-        value = row.get(metric) if mean else row.get("error_rate")
-        lo, hi = (row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high")) if mean else (row.get("ci_low"),
-                                                                                           row.get("ci_high"))
+        value, lo, hi = primary_of(row)
         interval = "-" if lo is None or hi is None else f"[{format_value(lo)}, {format_value(hi)}]"
-        errors = "-" if mean else f"{int(row['errors'])}"
+        errors = "-" if mean_primary(row) else f"{int(row['errors'])}"
         self._write(self.HEADER.format(
             name=f"{row['scheme']} / {row['channel']}", w=self.width, snr=f"{row['snr_db']:g}", metric=metric,
             value=format_value(value), interval=interval, samples=f"{int(row['samples'])}", errors=errors,
             time=f"{wall_s:.1f}", stop=STOP_LABELS.get(row.get("stop_reason"), row.get("stop_reason") or "-")))
         self.overall.update(1)
 
-    def swept_below(self, scheme: str, channel: str, snr_db: float, threshold: float, skipped: int) -> None:
-        """A curve whose error rate fell below ``stop_sweep_below`` at ``snr_db``: its later points are not run."""
+    def swept_below(self, scheme: str, channel: str, snr_db: float, threshold: float, skipped: int,
+                    pending: int) -> None:
+        """A curve whose error rate fell below ``stop_sweep_below`` at ``snr_db``: its ``skipped`` later
+        points are not run, ``pending`` of them counted in the overall bar's total (not finished earlier)."""
         self._write(f"{scheme} / {channel}: error rate below {threshold:g} at {snr_db:g} dB; "
                     f"{skipped} later point(s) not run (stop_sweep_below)")
+        self.overall.total -= pending
+        self.overall.refresh()
 
     def note(self, text: str) -> None:
         """A free line in the table (e.g. how many points an earlier session had finished)."""

@@ -7,13 +7,14 @@ import io
 import json
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
 from linksim.atomic import atomic_write_text
 
-__all__ = ["LEADING_COLUMNS", "RunDirectory", "read_results", "is_rate"]
+__all__ = ["LEADING_COLUMNS", "RunDirectory", "is_rate", "mean_primary", "primary_of", "read_results"]
 
 
 #: the first columns of every results file, in this order (the rest follow as the rows have them)
@@ -47,6 +48,20 @@ def _cut_rows(path: Path) -> list[int]:
     if not text.endswith("\n") and len(rows) > 1 and (len(rows) - 2) not in cut:
         cut.append(len(rows) - 2)
     return cut
+
+
+def mean_primary(row: Mapping) -> bool:
+    """Whether a results row's primary is a mean: its ``primary`` column names it (empty for a rate)."""
+    return isinstance(row.get("primary"), str)
+
+
+def primary_of(row: Mapping) -> tuple[float, float, float]:
+    """A results row's primary as (value, interval low, interval high): the named mean's columns, or a
+    rate primary's ``error_rate, ci_low, ci_high``."""
+    if not mean_primary(row):
+        return row.get("error_rate"), row.get("ci_low"), row.get("ci_high")
+    name = row["primary"]
+    return row.get(name), row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high")
 
 
 def is_rate(df: pd.DataFrame, metric: str) -> bool:
@@ -134,6 +149,11 @@ class RunDirectory:
         df = pd.DataFrame(rows)  # point's headline row stays ahead of its configuration rows
         df = df[[c for c in LEADING_COLUMNS if c in df] + [c for c in df.columns if c not in LEADING_COLUMNS]]
         atomic_write_text(self.csv, df.to_csv(index=False, float_format="%.10g"))
+
+    @staticmethod
+    def unit_key(scheme: str, channel: str, snr_db: float) -> str:
+        """A work unit's key in the manifest's ``units`` (its seed, seconds, samples, stages)."""
+        return f"{scheme}|{channel}|{snr_db:g}"
 
     def write_manifest(self, manifest: dict) -> None:
         atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")

@@ -26,6 +26,7 @@ from linksim.engine import (
     ChunkedPoint,
     WorkUnit,
     chunk_span,
+    config_of,
     derived_seed,
     point_row,
     run_chunk,
@@ -36,7 +37,7 @@ from linksim.engine import (
 )
 from linksim.executors import LocalExecutor, RayExecutor, Task, make_executor
 from linksim.progress import PointReporter
-from linksim.results import RunDirectory
+from linksim.results import RunDirectory, mean_primary
 from linksim.schemes.base import Mean, Scheme, SchemeContext
 from linksim.training.cache import model_cache_dir
 
@@ -351,17 +352,16 @@ def _sweep(scenario: Scenario, opts: RunOptions, executor: LocalExecutor | RayEx
         """A point done (now or earlier): cut the rest of its curve where its error rate fell below
         ``stop_sweep_below`` (rate primaries only: a mean primary's ``error_rate`` is NaN)."""
         stop = sweep.stops[unit.scheme]
-        below = stop.stop_sweep_below is not None and not _mean_primary(row) and row["error_rate"] < stop.stop_sweep_below
+        below = stop.stop_sweep_below is not None and not mean_primary(row) and row["error_rate"] < stop.stop_sweep_below
         if below and (later := sweep.cut(unit)):
-            report.swept_below(unit.scheme, unit.channel, unit.snr_db, stop.stop_sweep_below, len(later))
-            report.overall.total -= sum(u.key not in finished for u in later)
-            report.overall.refresh()
+            report.swept_below(unit.scheme, unit.channel, unit.snr_db, stop.stop_sweep_below, len(later),
+                               pending=sum(u.key not in finished for u in later))
 
     def record(unit: WorkUnit, row: dict, entry: dict) -> None:
         nonlocal rows
         rows += split_configs(row, bench.schemes[unit.scheme].configs)
         run_dir.write_rows(rows, order)
-        manifest["units"][f"{unit.scheme}|{unit.channel}|{unit.snr_db:g}"] = {
+        manifest["units"][RunDirectory.unit_key(unit.scheme, unit.channel, unit.snr_db)] = {
             "seed": unit_seed(scenario.seed, unit), **entry, "samples": row["samples"]}
         report.finished(row, headline_name(bench.schemes[unit.scheme]), entry["wall_s"])
         session["wall_s"] = round(time.perf_counter() - t_run, 3)
@@ -538,10 +538,8 @@ def _draw_examples(bench: Workbench, run_dir: RunDirectory) -> None:
 
 def _without_config(name: str, scheme: Scheme) -> str:
     """``name`` without a ``_<config>`` suffix of ``scheme``: the column name its results rows use."""
-    for config in scheme.configs:
-        if name.endswith(f"_{config}"):
-            return name[: -len(config) - 1]
-    return name
+    found = config_of(name, scheme.configs)
+    return name if found is None else found[1]
 
 
 def headline_name(scheme: Scheme) -> str:
@@ -559,12 +557,6 @@ def primary_description(scheme: Scheme) -> dict[str, str]:
         return {"name": headline_name(scheme), "mean_over": _without_config(stat.count, scheme)}
     return {"name": headline_name(scheme), "errors": _without_config(stat.numerator, scheme),
             "of": _without_config(stat.denominator, scheme)}
-
-
-def _mean_primary(row: dict) -> bool:
-    """Whether a results row's primary is a mean: its ``primary`` column names it (NaN or absent
-    for a rate primary)."""
-    return isinstance(row.get("primary"), str)
 
 
 def check_stop_keys(scenario: Scenario, spec: SchemeSpec, scheme: Scheme, source: str | None = None) -> None:
