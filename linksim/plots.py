@@ -27,8 +27,8 @@ from linksim.config import PlotSpec  # noqa: E402
 from linksim.results import is_rate, read_results  # noqa: E402
 from linksim.snr import axis_label  # noqa: E402
 
-__all__ = ["PlotStyle", "STYLES", "METRIC_LABELS", "metric_label", "RunData", "load_run", "rate_columns", "select_rows",
-           "plot_metric", "plot_run", "plot_files", "save_figure"]
+__all__ = ["PlotStyle", "STYLES", "METRIC_LABELS", "metric_label", "RunData", "load_run", "rate_columns",
+           "figure_filters", "select_rows", "plot_metric", "plot_run", "plot_files", "save_figure"]
 
 _MARKERS = ["o", "s", "^", "v", "D", "x", "+", "*"]
 _LINES = ["-", "--", "-.", (0, (3, 1, 1, 1)), (0, (5, 2))]
@@ -68,8 +68,8 @@ METRIC_LABELS = {
     "occupancy_entropy_bits": "Entropy of the points sent [bit]", "psnr_of_mean_mse_db": "PSNR of the mean MSE [dB]",
 }
 
-#: what ``error_rate`` (each row's primary rate) is, by the name of the schemes' primary
-_PRIMARY_LABELS = {"error_rate": "Classification error rate", "ber": "Bit error rate", "bler": "Block error rate"}
+#: what ``error_rate`` (each row's primary rate) is where the schemes' primary is itself called ``error_rate``
+_CLASSIFIER_ERROR = "Classification error rate"
 
 
 def metric_label(metric: str, primaries: set[str] | None = None) -> str:
@@ -78,7 +78,7 @@ def metric_label(metric: str, primaries: set[str] | None = None) -> str:
     if metric == "error_rate":
         if primaries and len(primaries) == 1:
             (name,) = primaries
-            return _PRIMARY_LABELS.get(name) or METRIC_LABELS.get(name) or name.replace("_", " ").capitalize()
+            return _CLASSIFIER_ERROR if name == "error_rate" else metric_label(name)
         return "Error rate" if not primaries else "Error rate (each scheme's primary)"
     if metric in METRIC_LABELS:
         return METRIC_LABELS[metric]
@@ -117,6 +117,14 @@ def rate_columns(df: pd.DataFrame) -> list[str]:
     stats = [c[: -len("_ci_low")] for c in df.columns if c.endswith("_ci_low")]
     head = ["error_rate"] if "error_rate" in df and df["error_rate"].notna().any() else []
     return head + [r for r in stats if r != "error_rate"]
+
+
+def figure_filters(schemes: list[str] | None = None, channels: list[str] | None = None,
+                   configs: list[str] | None = None, where: dict[str, list] | None = None) -> dict[str, list]:
+    """The :func:`select_rows` filter of a figure: its schemes and channels (``None``: all), its
+    configurations (``None``: each point's headline row) and any further ``where`` (which wins)."""
+    return {**({"scheme": schemes} if schemes is not None else {}),
+            **({"channel": channels} if channels is not None else {}), "config": configs or [""], **(where or {})}
 
 
 def select_rows(df: pd.DataFrame, where: dict[str, list]) -> pd.DataFrame:
@@ -198,8 +206,7 @@ def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool
     channel is left out of the labels when the figure shows one channel.
     """
     look = STYLES[style]
-    filters = {**({"scheme": schemes} if schemes is not None else {}),
-               **({"channel": channels} if channels is not None else {}), "config": configs or [""], **(where or {})}
+    filters = figure_filters(schemes, channels, configs, where)
     runs = [run.where(select_rows(run.df, filters)) for run in runs]
     with plt.rc_context({"font.size": look.font_pt, "axes.titlesize": look.font_pt,
                          "axes.labelsize": look.font_pt, "xtick.labelsize": look.font_pt - 1,
@@ -320,8 +327,7 @@ def plot_run(run_dir, scenario, style: str | None = None, out_dir: Path | None =
     specs = scenario.outputs.plots or [PlotSpec(metric=m) for m in rate_columns(run.df)]
     out = []
     for i, p in enumerate(specs):
-        shown = select_rows(run.df, {"config": p.configs or [""],
-                                     **{k: v for k, v in (("scheme", p.schemes), ("channel", p.channels)) if v}})
+        shown = select_rows(run.df, figure_filters(p.schemes, p.channels, p.configs))
         if p.metric not in run.df.columns or shown.empty:
             continue  # nothing to draw (a profile or an override may leave a figure's schemes or channels out)
         if not pd.api.types.is_numeric_dtype(run.df[p.metric]):
