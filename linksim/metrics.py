@@ -25,7 +25,7 @@ import torch
 if TYPE_CHECKING:
     from linksim.schemes.base import Statistic
 
-__all__ = ["psnr", "ssim", "mse", "mse_from_psnr", "quality_counters", "image_quality_counters",
+__all__ = ["psnr", "ssim", "mse", "mse_from_psnr", "psnr_of_mse", "quality_counters", "image_quality_counters",
            "image_quality_rates", "PSNR_CAP_DB", "psnr_per_channel", "occupancy_counters", "occupancy_entropy_bits"]
 
 #: PSNR reported for identical images (and the ceiling for all values) unless ``cap_db=None``.
@@ -100,6 +100,16 @@ def mse(x, y, layout: Layout = "NHWC"):
     (``(0..255)^2`` for 8-bit images); ``psnr = 10 log10(max_val^2 / mse)``."""
     tx, ty, is_torch, _ = _as_nchw(x, y, layout)
     return _out(_mse(tx, ty), is_torch)
+
+
+def psnr_of_mse(mse: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of per-image MSE values of images in [0, 1] (``-10 log10 mse``, MSE floored at
+    1e-10): the training loops' ``psnr_db`` metric.
+
+    :input mse: [B], float, detached.
+    :output: [B], same dtype (dB).
+    """
+    return -10.0 * torch.log10(mse.clamp_min(1e-10))
 
 
 def mse_from_psnr(psnr_db, max_val: float = 255.0, cap_db: float | None = PSNR_CAP_DB) -> np.ndarray:

@@ -44,7 +44,7 @@ from linksim.link.packing import (
     real_uses_budget,
     reals_through,
 )
-from linksim.metrics import image_quality_counters, image_quality_rates
+from linksim.metrics import image_quality_counters, image_quality_rates, psnr_of_mse
 from linksim.models import DeepJSCC, count_parameters
 from linksim.registry import register_scheme
 from linksim.schemes.base import EvalCursor, Scheme, SchemeContext
@@ -132,7 +132,7 @@ class DeepJSCCScheme(Scheme):
             no = training_no(p.train.snr_db, len(images), rng, images.device)
             out = self.model(images, None if no is None else lambda z: reals_through(z, channel, no))
             mse = (out - images).square().flatten(1).mean(dim=1)
-            return mse.mean(), {"psnr_db": -10.0 * torch.log10(mse.detach().clamp_min(1e-10)), "mse": mse.detach()}
+            return mse.mean(), {"psnr_db": psnr_of_mse(mse.detach()), "mse": mse.detach()}
 
         def data():
             train = p.data.training_set(context)

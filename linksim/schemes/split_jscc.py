@@ -62,7 +62,7 @@ from linksim.link.packing import (
     real_uses_budget,
     reals_through,
 )
-from linksim.metrics import image_quality_counters, image_quality_rates, psnr
+from linksim.metrics import image_quality_counters, image_quality_rates, psnr, psnr_of_mse
 from linksim.models import count_parameters
 from linksim.models.split_jscc import DOWNSAMPLING, ChannelCodec, SourceCodec
 from linksim.registry import register_scheme
@@ -228,7 +228,7 @@ def polarised(probs: torch.Tensor, margin: float = 0.1) -> torch.Tensor:
 def _quality_log(images: torch.Tensor, sse: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-image training metrics from the squared errors ``sse`` [J, B] of J reconstructions."""
     mse = sse.detach() / images[0].numel()
-    return {"mse": mse.mean(0), "psnr_db": (-10.0 * torch.log10(mse.clamp_min(1e-10))).mean(0)}
+    return {"mse": mse.mean(0), "psnr_db": psnr_of_mse(mse).mean(0)}
 
 
 @register_scheme("split_jscc", SplitJSCCParams)

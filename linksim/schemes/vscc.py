@@ -61,7 +61,7 @@ from linksim.estimators import gaussian_reparameterize
 from linksim.layers import PowerNormalization, inference_chunk, preferred_memory_format
 from linksim.link.packing import real_uses_budget, reals_through
 from linksim.losses import gaussian_nll, vae_kl, vscc_kl
-from linksim.metrics import image_quality_rates, psnr, quality_counters, ssim
+from linksim.metrics import image_quality_rates, psnr, psnr_of_mse, quality_counters, ssim
 from linksim.models import VSCCAutoencoder, count_parameters
 from linksim.models.vscc import TestMode, TrainMode, TVVariance
 from linksim.registry import register_scheme
@@ -282,7 +282,7 @@ class VSCCScheme(Scheme):
             x = images * 2.0 - 1.0  # the loop hands over images in [0, 1]
             loss, out = self._loss(x, channel, no)
             mse01 = ((out.detach() - x) / 2).square().flatten(1).mean(1)
-            return loss.mean(), {"psnr_db": -10.0 * torch.log10(mse01.clamp_min(1e-10))}
+            return loss.mean(), {"psnr_db": psnr_of_mse(mse01)}
 
         def data():
             train = p.data.training_set(context)
