@@ -32,6 +32,30 @@ profiles:
 """
 
 
+#: a tiny image baseline (JPEG + 5G LDPC, two MCS and capacity, synthetic images) beside a digital link
+IMAGE_SCENARIO = """\
+name: tidy
+seed: 5
+device: cpu
+snr: {axis: esno, values: [0.0, 12.0]}
+stop: {batch_size: 4, max_samples: 8, target_errors: 1000000}
+schemes:
+  - name: jpeg
+    type: image_digital
+    params:
+      codec: jpeg
+      jpeg: {headers: abbreviated}
+      bandwidth_ratio: 1/6
+      capacity: true
+      data: {name: synthetic-cifar, eval_subset: 8}
+      mcs:
+        - {name: qpsk-r1_2, k: 256, n: 512, bits_per_symbol: 2, interleaver: nr}
+        - {name: 16qam-r1_2, k: 512, n: 1024, bits_per_symbol: 4, interleaver: nr}
+  - {name: ldpc, type: digital_link, params: {k: 64, n: 128, bits_per_symbol: 2}}
+channels: [awgn]
+"""
+
+
 def dying_after_first_epoch(train):
     """``train`` (:func:`linksim.training.loop.train`) wrapped so that its progress report raises
     ``KeyboardInterrupt`` after epoch 1, as Ctrl-C would once that epoch's checkpoint is written."""

@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from conftest import SMALL_SCENARIO
+from conftest import IMAGE_SCENARIO, SMALL_SCENARIO
 from linksim.cli import main
 from linksim.config import load_scenario
 from linksim.engine import WorkUnit, unit_seed
@@ -294,24 +294,9 @@ def test_chunked_points_stop_at_chunk_boundaries_resume_and_walk_the_evaluation_
         pass
     assert whole.run_dir.csv.read_bytes() == part.run_dir.csv.read_bytes()
     # an image scheme's chunks take the images one unit would: the capacity bound (no noise drawn) is the same
-    image = write_scenario("""\
-        name: chunked-images
-        seed: 5
-        device: cpu
-        snr: {axis: esno, values: [12.0]}
-        stop: {batch_size: 4, max_samples: 8, target_errors: 1000000}
-        schemes:
-          - name: jpeg
-            type: image_digital
-            params:
-              codec: jpeg
-              bandwidth_ratio: 1/6
-              capacity: true
-              data: {name: synthetic-cifar, eval_subset: 8}
-              mcs: [{name: qpsk-r1_2, k: 256, n: 512, bits_per_symbol: 2, interleaver: nr}]
-        channels: [awgn]
-        """, name="images")
-    rows = [read_results(_run(image, tmp_path / f"i{chunk}", run_id="r", overrides=sets).run_dir.csv)
+    image = write_scenario(IMAGE_SCENARIO, name="images")
+    just_jpeg = ["snr.values=[12.0]", "schemes.ldpc.channels=[]"]
+    rows = [read_results(_run(image, tmp_path / f"i{chunk}", run_id="r", overrides=just_jpeg + sets).run_dir.csv)
             for chunk, sets in ((None, []), (4, ["stop.chunk_samples=4"]))]
     capacity = [df[df.config == "capacity"].psnr_db.iloc[0] for df in rows]
     assert capacity[0] == capacity[1]

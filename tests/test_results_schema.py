@@ -1,36 +1,11 @@
 """The results file's shape: tidy configuration rows, stable leading columns, every column documented."""
 
 import re
-from pathlib import Path
 
-from conftest import undocumented
+from conftest import IMAGE_SCENARIO, undocumented
 
 from linksim.cli import main
 from linksim.results import LEADING_COLUMNS, read_results
-
-ROOT = Path(__file__).resolve().parent.parent
-
-IMAGE_SCENARIO = """\
-name: tidy
-seed: 5
-device: cpu
-snr: {axis: esno, values: [0.0, 12.0]}
-stop: {batch_size: 4, max_samples: 8, target_errors: 1000000}
-schemes:
-  - name: jpeg
-    type: image_digital
-    params:
-      codec: jpeg
-      jpeg: {headers: abbreviated}
-      bandwidth_ratio: 1/6
-      capacity: true
-      data: {name: synthetic-cifar, eval_subset: 8}
-      mcs:
-        - {name: qpsk-r1_2, k: 256, n: 512, bits_per_symbol: 2, interleaver: nr}
-        - {name: 16qam-r1_2, k: 512, n: 1024, bits_per_symbol: 4, interleaver: nr}
-  - {name: ldpc, type: digital_link, params: {k: 64, n: 128, bits_per_symbol: 2}}
-channels: [awgn]
-"""
 
 
 def test_configurations_get_rows_and_a_resumed_run_writes_the_same_bytes(write_scenario, tmp_path):
