@@ -9,6 +9,10 @@
 
 Neither changes what is computed (only float rounding), so both are run options, not part of a
 scenario.
+
+- bf16 autocast of training forward passes (:func:`autocast`): changes the trained weights beyond
+  rounding, so it is part of the recipe and of the weight-cache key, not a run option (a scheme's
+  ``train.precision``, or the scenario's ``train_precision``).
 """
 
 from __future__ import annotations
@@ -20,15 +24,25 @@ from typing import Literal
 
 import torch
 
-__all__ = ["CompileMode", "GraphMode", "resolve_compile", "resolve_cuda_graphs", "compiled", "CapturedStep"]
+__all__ = ["CompileMode", "GraphMode", "Precision", "resolve_compile", "resolve_cuda_graphs", "compiled",
+           "CapturedStep", "autocast"]
 
 CompileMode = Literal["auto", "on", "off"]
 GraphMode = Literal["auto", "off"]
+#: the dtype of training forward passes
+Precision = Literal["float32", "bfloat16"]
 
 
 def resolve_compile(mode: CompileMode, device: str) -> bool:
     """Whether to compile: ``on``/``off`` as given, ``auto`` on CUDA devices only."""
     return mode == "on" or (mode == "auto" and device.startswith("cuda"))
+
+
+def autocast(precision: Precision, device: torch.device):
+    """The context of a training forward pass on ``device``: bf16 autocast for ``bfloat16`` (weights
+    stay float32; matmuls and convolutions run in bf16, losses and reductions in float32), nothing
+    for ``float32``."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
 
 
 def resolve_cuda_graphs(mode: GraphMode, device: str) -> bool:

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from linksim import registry
+from linksim.accel import Precision
 from linksim.snr import SnrAxis
 from linksim.stats import IntervalMethod
 
@@ -299,6 +300,7 @@ class Scenario(_Strict):
     channels: list[ChannelSpec] = Field(..., min_length=1)
     train_channel: ChannelSpec = ChannelSpec(name="awgn", type="awgn")
     scheme_defaults: dict[str, dict[str, Any]] = {}
+    train_precision: Precision = "float32"
     outputs: Outputs = Outputs()
     profiles: dict[str, dict[str, Any]] = {}
 
@@ -405,6 +407,8 @@ class Scenario(_Strict):
         for scheme in d["schemes"]:
             if scheme.get("channels") is None:  # added later, like the stop keys above
                 scheme.pop("channels", None)
+        if d["train_precision"] == "float32":  # likewise
+            del d["train_precision"]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -104,8 +104,8 @@ def register_dataset(name: str, loader: Callable[..., Any]) -> None:
     _REG.datasets[name] = loader
 
 
-def _load_builtins() -> _Registries:
-    for pkg in _BUILTIN_PACKAGES:
+def _load_builtins(packages: tuple[str, ...] = _BUILTIN_PACKAGES) -> _Registries:
+    for pkg in packages:
         importlib.import_module(pkg)
     return _REG
 
@@ -127,4 +127,6 @@ def bit_channels() -> dict[str, Entry]:
 
 
 def datasets() -> dict[str, Callable[..., Any]]:
-    return _load_builtins().datasets
+    # the datasets' package only: a module that validates a DataParams default while it is being
+    # imported (linksim.link.packing) must not pull in the schemes that import it
+    return _load_builtins(("linksim.data",)).datasets

@@ -221,6 +221,7 @@ class Workbench:
                                      cache_dir=None if cache_dir is None else Path(cache_dir),
                                      compile=resolve_compile(compile, device),
                                      cuda_graphs=resolve_cuda_graphs(cuda_graphs, device),
+                                     train_precision=scenario.train_precision,
                                      train_channel=build_channel(scenario.train_channel, scenario.seed),
                                      train_channel_spec=scenario.train_channel.model_dump(mode="json"))
         self.specs = {s.name: s for s in scenario.schemes}

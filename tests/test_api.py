@@ -50,6 +50,16 @@ def test_runs_resume_and_refuse_overrides_on_a_loaded_scenario(write_scenario, t
     assert [t.get_text() for t in legend.get_texts()][:2] == ["ldpc", "unc"]
 
 
+def test_a_module_that_validates_dataset_params_at_import_imports_first():
+    """linksim.link.packing builds a DataParams default while it loads: the dataset registry it
+    consults must not import the schemes, which import it back (a circular import)."""
+    import subprocess
+    import sys
+
+    code = "import linksim.link.packing, linksim.registry; assert 'cifar10' in linksim.registry.datasets()"
+    subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+
 def test_import_linksim_stays_light():
     import subprocess
     import sys

@@ -10,6 +10,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import encode_once
 import sinfony_end_to_end
 import sinfony_throughput
+import training_precision
+from conftest import use_synthetic_data
 
 from linksim.models import Sinfony, count_parameters
 
@@ -41,3 +43,12 @@ def test_encode_once_reference_is_the_whole_network_with_the_same_noise():
     channel, no = encode_once.AWGNChannel(), torch.tensor(0.5)
     cached, whole = encode_once.both_paths(scheme, test.images, test.labels, no, channel)
     assert cached == whole and cached["samples"] == 300
+
+
+def test_training_precision_times_the_cases_own_epochs_in_either_precision(tmp_path, monkeypatch):
+    use_synthetic_data(monkeypatch)
+    kind, params = training_precision.CASES["sinfony-central"]
+    params = {**params, "train": {**params["train"], "epochs": 2, "subset": 64}}
+    for precision in ("float32", "bfloat16"):
+        seconds, loss, images = training_precision.train_once(kind, params, precision, "cpu", tmp_path / precision)
+        assert seconds > 0 and loss > 0 and images == 128

@@ -120,6 +120,7 @@ def test_digest_of_committed_results_is_unchanged_by_newer_unset_stop_keys(write
     plain = load_scenario(path).digest()
     assert load_scenario(path, overrides=["stop.target_half_width=0.05"]).digest() != plain
     assert load_scenario(path, overrides=["schemes.a.stop.min_samples=500"]).digest() != plain
+    assert load_scenario(path, overrides=["train_precision=bfloat16"]).digest() != plain
 
 
 def test_scheme_defaults_apply_under_each_schemes_params(write_scenario):

@@ -103,6 +103,38 @@ def prepared(tmp_path_factory):
         yield get
 
 
+UNTRAINED = {"digital_link", "image_digital"}
+"""Schemes without a trained model."""
+
+
+def _values_of(facts: dict, suffix: str) -> list:
+    """The values of every key ending in ``suffix`` in nested ``facts``."""
+    out = []
+    for key, value in facts.items():
+        if isinstance(value, dict):
+            out += _values_of(value, suffix)
+        elif key.endswith(suffix):
+            out.append(value)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_scheme_trains_under_bf16_autocast_and_simulates(name, tmp_path, monkeypatch):
+    """The scenario's ``train_precision: bfloat16`` reaches every learned scheme's training (its
+    channel, losses and quantisers take bf16 activations); evaluation stays float32."""
+    use_synthetic_data(monkeypatch)
+    context = SchemeContext(device="cpu", cache_dir=tmp_path, progress=False, seed=3, train_precision="bfloat16",
+                            train_channel=build_channel(ChannelSpec(name="awgn", type="awgn"), 3),
+                            train_channel_spec={"name": "awgn", "type": "awgn", "params": {}})
+    scheme = build_scheme(SchemeSpec(name=f"{name}-bf16", type=name, params=EXAMPLES[name]), seed=3)
+    scheme.prepare(context)
+    trained = set(_values_of(scheme.describe(), "train_precision"))
+    assert trained == (set() if name in UNTRAINED else {"bfloat16"})
+    seed_everything(0)
+    counters = scheme.simulate(BATCH, _no(10.0, BATCH), build_channel(ChannelSpec(name="awgn", type="awgn"), 0))
+    assert all(math.isfinite(v) for v in counters.values())
+
+
 @pytest.fixture(scope="module")
 def awgn():
     return build_channel(ChannelSpec(name="awgn", type="awgn"), 0)

@@ -175,3 +175,20 @@ outputs:
 """)
     assert (summary.run_dir.plots / "grid.png").is_file()
     assert set(manifest["schemes"]) == {"kept"}
+
+
+def test_bf16_training_is_its_own_cache_entry_and_recorded(tmp_path, synthetic_data):
+    seed_everything(0)
+    float32 = DeepJSCCScheme(_params(epochs=1))
+    float32.prepare(_context(tmp_path))
+    context = _context(tmp_path)
+    context.train_precision = "bfloat16"  # the scenario's train_precision
+    seed_everything(0)
+    bf16 = DeepJSCCScheme(_params(epochs=1))
+    bf16.prepare(context)
+    assert float32.facts["train_precision"] == "float32" and bf16.facts["train_precision"] == "bfloat16"
+    assert bf16.facts["weights"] != float32.facts["weights"] and not bf16.facts["weights_reused"]
+    assert all(p.dtype == torch.float32 for p in bf16.model.parameters())
+    own = DeepJSCCScheme(_params(epochs=1, precision="bfloat16"))  # the scheme's own setting: the same weights
+    own.prepare(_context(tmp_path))
+    assert own.facts["weights"] == bf16.facts["weights"] and own.facts["weights_reused"]

@@ -471,7 +471,7 @@ class FakeContext:
 
     def __init__(self, cache_dir: Path, sources: dict | None = None):
         self.cache_dir, self.run_dir, self.seed = cache_dir, None, 4
-        self.progress, self.cuda_graphs = False, False
+        self.progress, self.cuda_graphs, self.train_precision = False, False, "float32"
         self.sources = sources or {}
         self.logged: dict[str, list] = {}
 
@@ -630,3 +630,63 @@ def test_two_trainers_of_one_key_train_it_once(tmp_path):
     assert len(calls) == 1
     assert results["first"][0][2] is False and results["second"][0][2] is True  # trained, then reused
     assert torch.equal(results["second"][1], torch.full((2, 2), 3.0))
+
+
+def test_bf16_precision_runs_the_step_and_validation_under_autocast_and_keeps_float32_weights():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 4)
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(1))
+    seen = []
+
+    def step(inputs, targets, rng):
+        out = model(inputs)
+        seen.append((torch.is_grad_enabled(), out.dtype))
+        return (out - targets).square().mean(), {}
+
+    history = train(model, step, x, x.flip(1), _params(epochs=3, batch_size=16, validation=16, lr=0.05,
+                                                        precision="bfloat16"), seed=0)
+    assert {dtype for _, dtype in seen} == {torch.bfloat16}
+    assert {grad for grad, _ in seen} == {True, False}  # training steps and validation batches
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert history[-1]["loss"] < history[0]["loss"] and history[-1]["val_loss"] < history[0]["val_loss"]
+
+    seen.clear()
+    train(model, step, x, x, _params(epochs=1, batch_size=16), seed=0)  # the default: no autocast
+    assert {dtype for _, dtype in seen} == {torch.float32}
+
+
+def test_bf16_training_learns_what_float32_learns():
+    """A least-squares fit: bf16 matmuls with float32 weights and losses end near the float32 loss."""
+    x = torch.randn(512, 16, generator=torch.Generator().manual_seed(2))
+    y = x @ torch.randn(16, 4, generator=torch.Generator().manual_seed(3))
+    final = {}
+    for precision in ("float32", "bfloat16"):
+        torch.manual_seed(0)
+        model = nn.Linear(16, 4)
+        history = train(model, lambda i, t, rng, m=model: ((m(i) - t).square().mean(), {}), x, y,
+                        _params(epochs=40, batch_size=64, optimizer="adam", lr=0.03, precision=precision),
+                        seed=0)
+        final[precision] = history[-1]["loss"]
+    assert final["float32"] < 1e-3  # learnt
+    assert final["bfloat16"] < 1e-2  # learnt to bf16's resolution (8 mantissa bits on the inputs)
+
+
+def test_precision_enters_the_cache_key_only_as_bfloat16(tmp_path):
+    def fitted(context_precision="float32", **kw):
+        context = FakeContext(tmp_path)
+        context.train_precision = context_precision
+        return _fit(context, Net(3), TrainParams(epochs=1, batch_size=8, **kw))
+
+    default = fitted()
+    meta = json.loads((tmp_path / f"{default.key}.json").read_text())
+    # float32 weights keep the keys they had before the option existed
+    assert "precision" not in meta["description"]["train"]
+    assert meta["description"]["train"] == {k: v for k, v in TrainParams(epochs=1, batch_size=8).model_dump(
+        mode="json").items() if k != "precision"}
+    assert fitted(precision="float32").key == default.key
+    assert fitted("bfloat16", precision="float32").key == default.key  # the scheme's own setting wins
+    bf16 = fitted(precision="bfloat16")
+    assert bf16.key != default.key and not bf16.reused
+    assert json.loads((tmp_path / f"{bf16.key}.json").read_text())["description"]["train"]["precision"] == "bfloat16"
+    run_wide = fitted("bfloat16")  # the scenario's train_precision: the same weights as the scheme's own
+    assert run_wide.key == bf16.key and run_wide.reused

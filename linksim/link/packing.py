@@ -20,7 +20,8 @@ __all__ = ["BandwidthRatio", "ImageBandwidthParams", "channel_uses_per_image", "
 def real_to_complex(x: torch.Tensor) -> torch.Tensor:
     """Pack real channel uses in pairs into unit-energy complex symbols, one row per example.
 
-    :input x: [batch, ..., n], torch.float32. Unit average power per real channel use; every
+    :input x: [batch, ..., n], torch.float32 (bf16 / float16 from a transmitter under autocast is
+        promoted: channels run in float32). Unit average power per real channel use; every
         leading group (an agent, a feature element) is packed on its own.
     :output: [batch, groups * ceil(n / 2)], torch.complex64, ``(x_0 + j x_1) / sqrt(2)``; an odd
         ``n`` is padded with one zero per group (not counted as a channel use). The per-real-dimension
@@ -31,6 +32,8 @@ def real_to_complex(x: torch.Tensor) -> torch.Tensor:
     >>> real_to_complex(torch.ones(2, 4, 3)).shape
     torch.Size([2, 8])
     """
+    if x.dtype.itemsize < 4:
+        x = x.float()
     if x.shape[-1] % 2:
         x = F.pad(x, (0, 1))
     pairs = x.reshape(*x.shape[:-1], -1, 2)

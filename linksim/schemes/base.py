@@ -127,6 +127,8 @@ class SchemeContext:
     :param compile: whether schemes run their hot paths through ``torch.compile`` (:mod:`linksim.accel`).
     :param cuda_graphs: whether learned schemes capture their training steps in CUDA graphs
         (``train(..., cuda_graph=...)``; CUDA devices only).
+    :param train_precision: the training precision of schemes whose recipe sets none (the scenario's
+        ``train_precision``; :attr:`~linksim.training.TrainParams.precision`).
     """
 
     device: str = "cpu"
@@ -138,6 +140,7 @@ class SchemeContext:
     progress: bool = True
     compile: bool = False
     cuda_graphs: bool = False
+    train_precision: str = "float32"
     data_wall_s: float = 0.0  # time spent loading datasets (inside the schemes' prepare)
     prepared: Callable[[str], "Scheme"] | None = field(default=None, repr=False)
     _datasets: dict = field(default_factory=dict, repr=False)

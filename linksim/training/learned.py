@@ -19,16 +19,19 @@ __all__ = ["TrainedWeights", "fit_or_load", "load_matching"]
 @dataclass(frozen=True)
 class TrainedWeights:
     """The outcome of :func:`fit_or_load`: the training log, the weight-cache key, whether the
-    weights came from the cache, and the key of the weights it was warm-started from."""
+    weights came from the cache, the key of the weights it was warm-started from, and the precision
+    of the training forward passes."""
 
     history: list[EpochLog]
     key: str
     reused: bool
     warm_start: str | None = None
+    precision: str = "float32"
 
     def facts(self) -> dict:
         """What a scheme reports about its weights in the manifest."""
-        out = {"weights": self.key, "weights_reused": self.reused, "epochs": len(self.history)}
+        out = {"weights": self.key, "weights_reused": self.reused, "epochs": len(self.history),
+               "train_precision": self.precision}
         if self.warm_start:
             out["warm_start_weights"] = self.warm_start
         return out
@@ -64,14 +67,18 @@ def fit_or_load(
         warm start and the scenario seed, which are added here (architecture, dataset, variant;
         include a version tag to bump when the training semantics change).
     :param params: the training recipe; ``params.warm_start`` names another scheme of the scenario
-        whose weights (prepared first, through ``context``) initialise every matching parameter.
+        whose weights (prepared first, through ``context``) initialise every matching parameter;
+        ``params.precision`` ``None`` takes the run's (``context.train_precision``).
     :param step: the training step (:data:`~linksim.training.loop.StepFn`).
     :param data: loads ``(inputs, targets)`` on the model's device; called only when training.
     :param l2_tensors: the tensors ``params.conv_l2`` applies to.
     :param finish: called after training, before the weights are stored: what is computed from the
         trained model and kept with it (a buffer of statistics over the training set).
     """
+    params = params.model_copy(update={"precision": params.precision or context.train_precision})
     recipe = params.model_dump(mode="json")
+    if params.precision == "float32":  # the keys of float32 weights are those from before the option
+        del recipe["precision"]
     warm_key, warm_state = None, None
     if params.warm_start is not None:
         source = context.prepared_scheme(params.warm_start)
@@ -100,4 +107,4 @@ def fit_or_load(
 
     history, key, reused = load_or_train(model, full, fit, context.cache_dir)
     context.log_training(name or key, history)
-    return TrainedWeights(history, key, reused, warm_key)
+    return TrainedWeights(history, key, reused, warm_key, params.precision)

@@ -14,7 +14,7 @@ import torch
 from sionna.phy import config as sionna_config
 from torch import nn
 
-from linksim.accel import CapturedStep
+from linksim.accel import CapturedStep, Precision, autocast
 from linksim.atomic import atomic_write
 from linksim.data.base import sample_indices
 from linksim.training.params import TrainParams
@@ -107,14 +107,15 @@ def _add(sums: dict[str, torch.Tensor], metrics: dict[str, torch.Tensor], count:
 
 @torch.no_grad()
 def _validate(model: nn.Module, step: StepFn, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int,
-              seed: int) -> EpochLog:
+              seed: int, precision: Precision) -> EpochLog:
     """Mean loss and metrics over the validation split, the model in eval mode, fixed noise per seed."""
     model.eval()
     rng = torch.Generator(device=inputs.device).manual_seed(seed * 1000 + _VAL_SEED)
     sums: dict[str, torch.Tensor] = {}
     for start in range(0, len(inputs), batch_size):
         batch = slice(start, start + batch_size)
-        loss, metrics = step(_as_float(inputs[batch]), targets[batch], rng)
+        with autocast(precision, inputs.device):
+            loss, metrics = step(_as_float(inputs[batch]), targets[batch], rng)
         _add(sums, {"loss": loss, **metrics}, len(inputs[batch]))
     return {f"val_{k}": float(v) / len(inputs) for k, v in sums.items()}
 
@@ -172,6 +173,7 @@ def train(
         if "rng" in state:
             _set_rng_states(state["rng"], device)
     n = len(targets)
+    precision = params.precision or "float32"
     # summed on the device: reading them every step would wait for the GPU after every batch
     sums: dict[str, torch.Tensor] = {}
 
@@ -179,7 +181,8 @@ def train(
         batch = _as_float(inputs[idx])
         if params.hflip:
             batch = _hflip(batch, rng)
-        loss, metrics = step(batch, targets[idx], rng)
+        with autocast(precision, device):
+            loss, metrics = step(batch, targets[idx], rng)
         if params.conv_l2 and l2_tensors:
             loss = loss + params.conv_l2 * sum(w.square().sum() for w in l2_tensors)
         opt.zero_grad(set_to_none=True)
@@ -208,7 +211,7 @@ def train(
             run_step(order[start : start + params.batch_size])
         log: EpochLog = {"epoch": epoch + 1, "lr": lr, **{k: float(v) / n for k, v in sums.items()}}
         if params.validation:
-            log.update(_validate(model, step, val_inputs, val_targets, params.batch_size, seed))
+            log.update(_validate(model, step, val_inputs, val_targets, params.batch_size, seed, precision))
         log["wall_s"] = round(time.perf_counter() - t0, 3)
         history.append(log)
         if rule is not None and rule.restore_best and best_epoch(rule, history) == len(history) - 1:

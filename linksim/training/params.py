@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from linksim.accel import Precision
+
 __all__ = [
     "PiecewiseSchedule",
     "CosineSchedule",
@@ -104,6 +106,11 @@ class TrainParams(_Strict):
     ``hflip``: random horizontal flips of training images (augmentation).
     ``warm_start``: the name of another scheme of the scenario whose trained weights initialise this
     model (every parameter with the same name and shape); its weight key enters this cache key.
+    ``precision``: the training forward passes (the step and the validation) under bf16 autocast
+    (``bfloat16``, :func:`~linksim.accel.autocast`) or in ``float32``; ``None``: the scenario's ``train_precision``. Weights, gradients,
+    optimizer state and losses stay float32, and evaluation always runs in float32. bf16 pays on CPUs
+    with AVX512-BF16 / AMX and on GPUs (``bench/training_precision.py`` measures it); ``bfloat16`` enters
+    the cache key, ``float32`` leaves it as it was before the option existed.
     """
 
     epochs: PositiveInt = 20
@@ -123,6 +130,7 @@ class TrainParams(_Strict):
     channel: str | None = None
     hflip: bool = False
     warm_start: str | None = None
+    precision: Precision | None = None
 
     @field_validator("snr_db")
     @classmethod

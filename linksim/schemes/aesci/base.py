@@ -179,7 +179,8 @@ class SemanticImageScheme(Scheme):
         if self.params.lpips:
             self._lpips = _lpips_model(device)
         accuracy = float((self._pred_original == self._labels).float().mean())
-        self.facts.update({"classifier_weights": weights.key, "classifier_accuracy": accuracy,
+        self.facts.update({"classifier_weights": weights.key, "classifier_train_precision": weights.precision,
+                           "classifier_accuracy": accuracy,
                            "dataset_source": test.source, "test_images": len(test),
                            "lpips": "computed" if self.params.lpips else "not computed (lpips: false)"})
 

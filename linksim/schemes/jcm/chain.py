@@ -153,6 +153,7 @@ class SymbolChain(nn.Module):
     def _through(self, x: torch.Tensor, channel: Channel, no: torch.Tensor) -> torch.Tensor:
         """Reals [B, d] at unit power -> complex symbols -> ``channel`` -> reals [B, d]."""
         if self.real:
+            x = x.float()  # a transmitter under bf16 autocast: channels run in float32
             y, _ = channel(torch.complex(x, torch.zeros_like(x)), self._noise(no))
             return y.real
         return reals_through(x, channel, no)

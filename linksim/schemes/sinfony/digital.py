@@ -304,6 +304,7 @@ class SinfonyDigitalScheme(Scheme):
             "reference_parameters": count_parameters(self.reference.model),
             "weights": ref.key,
             "weights_reused": ref.reused,
+            "train_precision": ref.precision,
             "dataset_source": test.source,
             "huffman": huffman_key,
             "huffman_reused": huffman_reused,
