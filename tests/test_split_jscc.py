@@ -31,6 +31,7 @@ from linksim.schemes.split_jscc import (
     SplitJSCCScheme,
     level_error_counters,
     medium_samples,
+    varying_bits,
 )
 
 # seed002 §2: eps_i from eq. 17 and the BSC capacity 1 - h2(eps_i) of each level
@@ -192,7 +193,17 @@ def test_scheme_end_to_end_shares_the_stage_one_weights(tmp_path, synthetic_data
     assert first.theory(AWGNChannel(), 10.0)["eps_l1"] == pytest.approx(0.4)
     assert (tmp_path / "run" / "training" / "split-r1_48.source.csv").is_file()
     assert 0 <= first.facts["source_polarised"] <= 1
-    assert "polarised" in first.source_step(torch.rand(2, 3, 32, 32), None, seeded(2))[1]
+    assert {"polarised", "varying"} <= set(first.source_step(torch.rand(2, 3, 32, 32), None, seeded(2))[1])
+    assert 0 < first.facts["source_varying_bits"] <= 1
+    log = (tmp_path / "run" / "training" / "split-r1_48.source.csv").read_text().splitlines()
+    assert "varying" in log[0].split(",")
+
+    collapsed = SplitJSCCScheme(_params())  # the cached weights, but a source mapper that says the same for all
+    collapsed.name = "split-r1_48"
+    collapsed.source.encode = lambda images: torch.full((len(images), 400), 0.9)
+    with pytest.warns(UserWarning, match="constant code: 0.00% of its 400 bits"):
+        collapsed.prepare(context)
+    assert collapsed.facts["source_varying_bits"] == 0
     promised = first.facts["interface_psnr_db"]  # the code through the declared medium, one seeded draw
     assert 0 < promised < 100 and first.interface_psnr_db(context.seed) == pytest.approx(promised, abs=1e-3)
 
@@ -263,3 +274,11 @@ def test_bad_params_name_the_key(kw, key):
     with pytest.raises(ValidationError) as info:
         SplitJSCCParams(**{**_TINY, **kw})
     assert [".".join(map(str, e["loc"])) for e in info.value.errors()] == [key]
+
+
+def test_varying_bits_is_zero_for_a_constant_code_and_counts_positions_that_differ():
+    constant = torch.tensor([[1.0, 0.0, 1.0, 0.0]]).repeat(5, 1)
+    assert float(varying_bits(constant)) == 0.0
+    half = constant.clone()
+    half[2, :2] = 1 - half[2, :2]
+    assert float(varying_bits(half)) == 0.5

@@ -45,6 +45,7 @@ per epoch as ``polarised``).
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import torch
@@ -78,7 +79,11 @@ from linksim.training import (
 )
 
 __all__ = ["ChannelTrainParams", "SourceTrainParams", "SplitJSCCParams", "SplitJSCCScheme", "level_error_counters",
-           "medium_samples", "polarised"]
+           "medium_samples", "polarised", "varying_bits"]
+
+
+#: below this fraction of varying code bits over the evaluation images a source codec counts as collapsed
+_COLLAPSED = 0.01
 
 
 class SourceTrainParams(TrainParams):
@@ -225,6 +230,16 @@ def polarised(probs: torch.Tensor, margin: float = 0.1) -> torch.Tensor:
     return ((probs < margin) | (probs > 1.0 - margin)).float().mean(-1)
 
 
+def varying_bits(bits: torch.Tensor) -> torch.Tensor:
+    """Fraction of bit positions that are not the same in every row: 0 for a code that carries nothing
+    about the image (the collapse of a source mapper whose Bernoulli means all saturated alike).
+
+    :input bits: [B, M], float in {0, 1} (B >= 2).
+    :output: [], float32 in [0, 1].
+    """
+    return (bits.amax(0) != bits.amin(0)).float().mean()
+
+
 def _quality_log(images: torch.Tensor, sse: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-image training metrics from the squared errors ``sse`` [J, B] of J reconstructions."""
     mse = sse.detach() / images[0].numel()
@@ -277,11 +292,14 @@ class SplitJSCCScheme(Scheme):
     def source_step(self, images: torch.Tensor, _labels: torch.Tensor, rng: torch.Generator):
         """Stage 1: J draws from the multi-level BSC medium of the source mapper's Bernoulli bits. Logs
         ``polarised``, the fraction of Bernoulli means below 0.1 or above 0.9 per image: rounding (stage 2,
-        deployment) keeps what stage 1 trained the decoder for only once most bits are polarised."""
+        deployment) keeps what stage 1 trained the decoder for only once most bits are polarised; and
+        ``varying``, the fraction of rounded code bits that differ within the batch (:func:`varying_bits`):
+        polarised with nothing varying is a collapsed, constant code."""
         probs = self.source.encode(images)
         received, log_probs = medium_samples(probs, self.eps[self.level], self.params.source_train.samples, rng)
         loss, metrics = self._vimco(images, received, log_probs)
-        return loss, {**metrics, "polarised": polarised(probs.detach())}
+        probs = probs.detach()
+        return loss, {**metrics, "polarised": polarised(probs), "varying": varying_bits(self.source.decide(probs))}
 
     def channel_step(self, images: torch.Tensor, rng: torch.Generator, channel: Channel):
         """Stage 2: J channel draws of the rounded source code, decided by Bernoulli samples of ``q(y)``."""
@@ -322,8 +340,13 @@ class SplitJSCCScheme(Scheme):
         test = p.data.evaluation_set(context)
         self._images = test.images.to(device)
         self._sent, self._symbols, polarised_share = self._encode_all(self._images)
+        varying = float(varying_bits(self._sent.float())) if len(self._sent) > 1 else 1.0
+        if varying < _COLLAPSED:
+            warnings.warn(f"{name}: the source codec ({source.key}) sends a constant code: "
+                          f"{varying:.2%} of its {p.interface.bits} bits differ across the evaluation images "
+                          "(stage 1 collapsed; lower source_train.lr)", stacklevel=2)
         self.facts.update({"interface_psnr_db": round(self.interface_psnr_db(context.seed), 3),
-                           "source_polarised": round(polarised_share, 4)})
+                           "source_polarised": round(polarised_share, 4), "source_varying_bits": round(varying, 4)})
         self.facts.update({**weights.facts(), **{f"source_{k}": v for k, v in source.facts().items()},
                            "dataset_source": test.source, "test_images": len(test),
                            "final_train_loss": weights.history[-1]["loss"] if weights.history else None})
