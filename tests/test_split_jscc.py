@@ -198,12 +198,14 @@ def test_scheme_end_to_end_shares_the_stage_one_weights(tmp_path, synthetic_data
     log = (tmp_path / "run" / "training" / "split-r1_48.source.csv").read_text().splitlines()
     assert "varying" in log[0].split(",")
 
-    collapsed = SplitJSCCScheme(_params())  # the cached weights, but a source mapper that says the same for all
-    collapsed.name = "split-r1_48"
+    # the cached source weights, but a mapper that says the same for every image, and a new channel codec:
+    # refused before stage 2 trains on it
+    collapsed = SplitJSCCScheme(_params(train={**_TRAIN, "snr_db": 3.0}))
     collapsed.source.encode = lambda images: torch.full((len(images), 400), 0.9)
-    with pytest.warns(UserWarning, match="constant code: 0.00% of its 400 bits"):
+    trained = set((tmp_path / "models").glob("*.json"))
+    with pytest.raises(RuntimeError, match=r"collapsed to a constant code \(0.00% of its 400 bits"):
         collapsed.prepare(context)
-    assert collapsed.facts["source_varying_bits"] == 0
+    assert set((tmp_path / "models").glob("*.json")) == trained
     promised = first.facts["interface_psnr_db"]  # the code through the declared medium, one seeded draw
     assert 0 < promised < 100 and first.interface_psnr_db(context.seed) == pytest.approx(promised, abs=1e-3)
 

@@ -45,7 +45,6 @@ per epoch as ``polarised``).
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 import torch
@@ -82,7 +81,7 @@ __all__ = ["ChannelTrainParams", "SourceTrainParams", "SplitJSCCParams", "SplitJ
            "medium_samples", "polarised", "varying_bits"]
 
 
-#: below this fraction of varying code bits over the evaluation images a source codec counts as collapsed
+#: below this fraction of code bits varying over the evaluation images, a source codec has collapsed
 _COLLAPSED = 0.01
 
 
@@ -330,6 +329,9 @@ class SplitJSCCScheme(Scheme):
                              description={"scheme": "split_jscc.source/1", **data_facts, "width": p.width,
                                           "likelihood_scale": p.likelihood_scale})
         self.source.eval().requires_grad_(False)
+        test = p.data.evaluation_set(context)
+        self._images = test.images.to(device)
+        varying = self._check_source_code(name, source.key)
         channel = context.train_channel_for(p.train.channel)
         weights = fit_or_load(context, self.model, name=name, params=p.train, data=data,
                               step=lambda images, _labels, rng: self.channel_step(images, rng, channel),
@@ -337,19 +339,28 @@ class SplitJSCCScheme(Scheme):
                                            "source_weights": source.key, "channel_uses": p.channel_uses,
                                            "channel_width": p.channel_width, "likelihood_scale": p.likelihood_scale})
         self.model.eval()
-        test = p.data.evaluation_set(context)
-        self._images = test.images.to(device)
         self._sent, self._symbols, polarised_share = self._encode_all(self._images)
-        varying = float(varying_bits(self._sent.float())) if len(self._sent) > 1 else 1.0
-        if varying < _COLLAPSED:
-            warnings.warn(f"{name}: the source codec ({source.key}) sends a constant code: "
-                          f"{varying:.2%} of its {p.interface.bits} bits differ across the evaluation images "
-                          "(stage 1 collapsed; lower source_train.lr)", stacklevel=2)
         self.facts.update({"interface_psnr_db": round(self.interface_psnr_db(context.seed), 3),
                            "source_polarised": round(polarised_share, 4), "source_varying_bits": round(varying, 4)})
         self.facts.update({**weights.facts(), **{f"source_{k}": v for k, v in source.facts().items()},
                            "dataset_source": test.source, "test_images": len(test),
                            "final_train_loss": weights.history[-1]["loss"] if weights.history else None})
+
+    @torch.no_grad()
+    def _check_source_code(self, name: str, key: str) -> float:
+        """The fraction of code bits that vary over (up to 1,000 of) the evaluation images; a
+        ``RuntimeError`` before stage 2 trains on it when the stage-1 codec sends a constant code."""
+        images = self._images[:1000]
+        if len(images) < 2:
+            return 1.0
+        bits = torch.cat([self.source.quantize(images[i : i + 250].float() / 255.0) for i in range(0, len(images), 250)])
+        varying = float(varying_bits(bits))
+        if varying < _COLLAPSED:
+            raise RuntimeError(
+                f"{name}: the stage-1 source codec (weights {key}) collapsed to a constant code ({varying:.2%} of its "
+                f"{bits.shape[1]} bits differ across {len(images)} evaluation images); retrain it with a lower "
+                "source_train.lr (its training log shows 'varying' per epoch)")
+        return varying
 
     @torch.no_grad()
     def _encode_all(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
