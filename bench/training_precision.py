@@ -5,7 +5,7 @@ Each case builds a learned scheme the way a run does and prepares it (trains it)
 sets of :mod:`linksim.data.synthetic`, served under the names ``mnist`` / ``cifar10`` (so no dataset is
 needed), into a fresh weight cache: once with ``precision: float32`` and once with ``bfloat16``, the two
 interleaved round by round so that a change of load cannot favour one. The time is the sum of the
-training log's per-epoch ``wall_s`` of the case's own model (data loading, a classifier the scheme
+training logs' per-epoch ``wall_s`` of the case's own models (data loading, a classifier the scheme
 trains first and evaluation excluded); the final training loss of both is printed beside it (same seed,
 same batches). Which precision a run should use is decided by a full-length run, not by this: see the
 README. Ends with ``ratio=<geometric mean over the cases of bf16 images/s / float32 images/s>``.
@@ -45,6 +45,8 @@ CASES: dict[str, tuple[str, dict]] = {
                               "train": {"epochs": 2, "batch_size": 64, "snr_db": 10.0}}),
     "aesci": ("aesci", {"data": _MNIST, "latent": 40, "session_images": 4, "classifier_train": _CLASSIFIER,
                         "train": {"epochs": 4, "batch_size": 256, "validation": 0, "early_stopping": None}}),
+    "jcm": ("jcm", {"data": _CIFAR, "method": "jcm", "bandwidth_ratio": "1/24", "width": 0.25, "snr_db": [12],
+                    "train": {"epochs": 1, "batch_size": 32}}),
     "vscc": ("vscc", {"data": _CIFAR, "matching": 5.0, "draws": 2, "train": {"epochs": 1, "batch_size": 32,
                                                                            "snr_db": 5.0}}),
 }
@@ -69,8 +71,10 @@ def train_once(kind: str, params: dict, precision: str, device: str, root: Path)
                             train_channel=build_channel(ChannelSpec(name="awgn", type="awgn"), 0),
                             train_channel_spec={"name": "awgn", "type": "awgn", "params": {}})
     scheme.prepare(context)
-    with open(root / "run" / "training" / "case.csv", newline="") as f:
-        log = list(csv.DictReader(f))
+    log = []  # the case's own models' logs (case.csv, case-snr12.csv, ...), not a classifier it trains first
+    for path in sorted((root / "run" / "training").glob("case*.csv")):
+        with open(path, newline="") as f:
+            log += list(csv.DictReader(f))
     train = params["train"]
     images = min(train.get("subset") or TRAIN_SIZE, TRAIN_SIZE) * len(log)
     return sum(float(row["wall_s"]) for row in log), float(log[-1]["loss"]), images
