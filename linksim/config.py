@@ -232,10 +232,17 @@ class PlotSpec(_Strict):
     metric's, :func:`linksim.plots.metric_label`).
     ``style``: ``paper`` or ``wide`` (:data:`linksim.plots.STYLES`; default ``outputs.style``), ``xlim``
     / ``ylim``: the axis ranges, ``size``: width and height in inches (default the style's).
+
+    ``x: index`` draws numbered columns against their number at one SNR (``at_snr_db``, the scenario
+    axis): ``metric`` is their stem (``ber_l`` for ``ber_l1`` .. ``ber_l10``: split DeepJSCC's
+    per-level BER, seed002 Fig. 9) and ``reference`` an optional stem of columns drawn beside them as
+    the theory line (``eps_l``: the nominal crossover probabilities).
     """
 
     metric: str
-    x: Literal["snr_db", "esno_db", "ebno_db", "snr_norm_db"] = "snr_db"
+    x: Literal["snr_db", "esno_db", "ebno_db", "snr_norm_db", "index"] = "snr_db"
+    at_snr_db: float | None = None
+    reference: str | None = None
     log_y: bool | None = None
     schemes: list[str] | None = None
     channels: list[str] | None = None
@@ -248,6 +255,15 @@ class PlotSpec(_Strict):
     xlim: tuple[float, float] | None = None
     ylim: tuple[float, float] | None = None
     size: tuple[PositiveFloat, PositiveFloat] | None = None
+
+
+    @model_validator(mode="after")
+    def _index_figure(self):
+        if self.x == "index" and self.at_snr_db is None:
+            raise ValueError("at_snr_db: x: index draws numbered columns at one SNR; give it (found none)")
+        if self.x != "index" and (self.at_snr_db is not None or self.reference is not None):
+            raise ValueError(f"at_snr_db and reference belong to x: index figures (found x: {self.x})")
+        return self
 
 
 class ExamplesSpec(_Strict):

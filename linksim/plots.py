@@ -10,6 +10,7 @@ rates (``error_rate``, and columns with an interval but no ``<metric>_std``) and
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 import warnings
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ from linksim.results import is_rate, read_results  # noqa: E402
 from linksim.snr import axis_label  # noqa: E402
 
 __all__ = ["PlotStyle", "STYLES", "METRIC_LABELS", "metric_label", "RunData", "load_run", "rate_columns",
-           "figure_filters", "select_rows", "plot_metric", "plot_run", "plot_files", "save_figure"]
+           "figure_filters", "select_rows", "plot_metric", "plot_run", "plot_files", "save_figure", "indexed_columns",
+           "indexed_rows", "plot_indexed"]
 
 _MARKERS = ["o", "s", "^", "v", "D", "x", "+", "*"]
 _LINES = ["-", "--", "-.", (0, (3, 1, 1, 1)), (0, (5, 2))]
@@ -145,6 +147,8 @@ def select_rows(df: pd.DataFrame, where: dict[str, list]) -> pd.DataFrame:
 
 
 def _x_label(runs: list[RunData], x: str) -> str:
+    if x == "index":
+        return "i"  # plot_indexed names the columns
     run = runs[0]
     axis = _X_AXIS.get(x) or str(run.df["snr_axis"].iloc[0])
     return axis_label(axis, run.reference_shown)
@@ -241,7 +245,7 @@ def _draw_curves(ax: plt.Axes, runs: list[RunData], metric: str, x: str, log_y: 
     if log_y:
         ax.set_yscale("log")
     lo, hi = ("ci_low", "ci_high") if metric == "error_rate" else (f"{metric}_ci_low", f"{metric}_ci_high")
-    bound_labelled, order = False, []
+    bound_labelled, order, theory_drawn = False, [], set()
     for run in runs:
         for (scheme, channel, config), g in run.df.groupby(keys, sort=False):
             g = g.sort_values(x)
@@ -277,14 +281,56 @@ def _draw_curves(ax: plt.Axes, runs: list[RunData], metric: str, x: str, log_y: 
             if band is not None and all(c in g for c in band) and g[band[0]].notna().any():
                 ax.fill_between(xs, g[band[0]].to_numpy(float), g[band[1]].to_numpy(float), color=fmt["color"],
                                 alpha=0.15, lw=0)
-            if f"{metric}_theory" in g and g[f"{metric}_theory"].notna().any():
-                ax.plot(xs, g[f"{metric}_theory"], ls=(0, (1, 1)), color="k", lw=look.line_width * 0.8,
-                        label=f"{label} (theory)")
+            theory = g[f"{metric}_theory"].to_numpy(float) if f"{metric}_theory" in g else np.array([np.nan])
+            if np.isfinite(theory).any() and (key := (tuple(xs), tuple(theory))) not in theory_drawn:
+                theory_drawn.add(key)  # schemes that share a theory curve (a nominal value) show it once
+                ax.plot(xs, theory, ls=(0, (1, 1)), color="k", lw=look.line_width * 0.8, label=f"{label} (theory)")
             if "shannon_esno_db" in g and g["shannon_esno_db"].notna().any():
                 shift = (g[x] - g["esno_db"]).iloc[0]
                 ax.axvline(g["shannon_esno_db"].iloc[0] + shift, ls=":", color=fmt["color"], lw=look.line_width * 0.8,
                            label=f"{label} (Shannon limit)")
     return order
+
+
+def indexed_columns(df: pd.DataFrame, stem: str) -> list[tuple[int, str]]:
+    """The columns ``<stem><i>`` of ``df`` as ``(i, name)``, by ``i`` (``ber_l`` -> ``ber_l1`` .. ``ber_l10``)."""
+    pattern = re.compile(rf"^{re.escape(stem)}(\d+)$")
+    return sorted((int(m.group(1)), c) for c in df.columns if (m := pattern.match(c)))
+
+
+def indexed_rows(df: pd.DataFrame, stem: str, snr_db: float, reference: str | None = None) -> pd.DataFrame:
+    """The numbered columns ``<stem><i>`` of the rows at ``snr_db`` (the scenario axis) as curves over ``i``.
+
+    :output: one row per (row of ``df`` at ``snr_db``, ``i``): ``scheme``, ``channel``, ``config``,
+        ``index`` = i (float), ``<stem>`` = the value of ``<stem><i>``, its interval ``<stem>_ci_low`` /
+        ``<stem>_ci_high`` where ``df`` has one, and ``<stem>_theory`` = ``<reference><i>`` with ``reference``.
+    :raises ValueError: ``df`` has no column ``<stem><i>``.
+    """
+    columns = indexed_columns(df, stem)
+    if not columns:
+        raise ValueError(f"no numbered columns {stem}1, {stem}2, ... in the results")
+    at = df[np.isclose(df["snr_db"].to_numpy(float), snr_db)]
+    parts = []
+    for i, column in columns:
+        part = at[["scheme", "channel", "config"]].assign(index=float(i), **{stem: at[column]})
+        for suffix in ("_ci_low", "_ci_high"):
+            if column + suffix in at:
+                part[stem + suffix] = at[column + suffix]
+        if reference is not None and f"{reference}{i}" in at:
+            part[f"{stem}_theory"] = at[f"{reference}{i}"]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def plot_indexed(run: RunData, stem: str, snr_db: float, reference: str | None = None, **figure) -> plt.Figure:
+    """:func:`plot_metric` of :func:`indexed_rows`: ``<stem><i>`` against ``i`` at ``snr_db``, each
+    (scheme, channel, config) a curve, ``<reference><i>`` as its theory line; ``figure``: what
+    :func:`plot_metric` takes besides the runs, metric and x."""
+    fig = plot_metric([run.where(indexed_rows(run.df, stem, snr_db, reference))], stem, "index", **figure)
+    ax = fig.axes[0]
+    ax.set_xlabel(f"i (columns {stem}i), at {snr_db:g} dB")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    return fig
 
 
 def save_figure(fig: plt.Figure, stem: Path, formats: list[str] | tuple[str, ...], dpi: int = 150) -> list[Path]:
@@ -328,6 +374,16 @@ def plot_run(run_dir, scenario, style: str | None = None, out_dir: Path | None =
     out = []
     for i, p in enumerate(specs):
         shown = select_rows(run.df, figure_filters(p.schemes, p.channels, p.configs))
+        look = style or p.style or scenario.outputs.style
+        if p.x == "index":
+            if shown.empty or not indexed_columns(run.df, p.metric):
+                continue
+            fig = plot_indexed(run, p.metric, p.at_snr_db, p.reference, log_y=p.log_y, schemes=p.schemes,
+                               title=p.title, channels=p.channels, style=look, ylim=p.ylim, size=p.size,
+                               configs=p.configs, ylabel=p.ylabel)
+            stem = f"{p.name + '_' if p.name else ''}{p.metric}_vs_index_at_{p.at_snr_db:g}db"
+            out += save_figure(fig, (out_dir or run_dir.plots) / stem, scenario.outputs.formats, STYLES[look].dpi)
+            continue
         if p.metric not in run.df.columns or shown.empty:
             continue  # nothing to draw (a profile or an override may leave a figure's schemes or channels out)
         if not pd.api.types.is_numeric_dtype(run.df[p.metric]):
@@ -339,7 +395,6 @@ def plot_run(run_dir, scenario, style: str | None = None, out_dir: Path | None =
         if curves > READABLE_CURVES:
             warnings.warn(f"outputs.plots[{i}] ({p.name or p.metric}): {curves} curves in one figure; split it with "
                           "schemes / channels", RuntimeWarning, stacklevel=2)
-        look = style or p.style or scenario.outputs.style
         stem = f"{p.name}_{p.metric}_vs_{p.x}" if p.name else f"{p.metric}_vs_{p.x}"
         fig = plot_metric([run], p.metric, p.x, p.log_y, p.schemes, p.title, p.channels, p.band, style=look,
                           xlim=p.xlim, ylim=p.ylim, size=p.size, configs=p.configs, ylabel=p.ylabel)

@@ -223,3 +223,58 @@ def test_plot_redraws_a_run_directory_in_another_style(write_scenario, tmp_path,
                                                    "error_rate_vs_snr_db.png"]
     wide = imread(tmp_path / "wide" / "ber_vs_snr_db.png")
     assert paper.shape[1] == 3.5 * 300 and wide.shape[1] == 9.5 * 150  # paper: 3.5 in at 300 dpi
+
+
+def _levels_results(tmp_path) -> Path:
+    """Two schemes with three numbered per-level BER columns (and their intervals) and a nominal eps_l<i>."""
+    rows = []
+    for scheme, scale in (("a", 1.0), ("b", 2.0)):
+        for x in (10.0, 20.0):
+            row = {"scheme": scheme, "channel": "awgn", "config": "", "snr_db": x, "snr_axis": "esno", "esno_db": x}
+            for i in (1, 2, 3):
+                value = scale * 10.0 ** -i * (2 if x == 10 else 1)
+                row |= {f"ber_l{i}": value, f"ber_l{i}_ci_low": value / 2, f"ber_l{i}_ci_high": value * 2,
+                        f"eps_l{i}": 10.0 ** -i}
+            rows.append(row)
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    return tmp_path / "results.csv"
+
+
+def test_numbered_columns_are_drawn_against_their_index_at_one_snr(tmp_path):
+    from linksim.plots import indexed_rows, plot_indexed
+
+    data = load_run(_levels_results(tmp_path))
+    rows = indexed_rows(data.df, "ber_l", 20.0, "eps_l")
+    a = rows[rows.scheme == "a"].sort_values("index")
+    assert list(a["index"]) == [1.0, 2.0, 3.0] and list(a["ber_l"]) == pytest.approx([0.1, 0.01, 0.001])
+    assert list(a["ber_l_ci_high"]) == pytest.approx([0.2, 0.02, 0.002]) and list(a["ber_l_theory"]) == list(a["ber_l"])
+    with pytest.raises(ValueError, match="no numbered columns bler_l1"):
+        indexed_rows(data.df, "bler_l", 20.0)
+
+    fig = plot_indexed(data, "ber_l", 10.0, "eps_l", ylabel="BER per level")
+    ax = fig.axes[0]
+    b = next(c for c in ax.containers if c.get_label() == "b")
+    assert list(b.lines[0].get_ydata()) == pytest.approx([0.4, 0.04, 0.004])  # scheme b at 10 dB
+    theory = [line for line in ax.get_lines() if line.get_label().endswith("(theory)")]
+    assert len(theory) == 1  # the nominal values both schemes share: drawn once
+    assert ax.get_yscale() == "log" and ax.get_xlabel() == "i (columns ber_li), at 10 dB"
+
+
+def test_an_index_figure_needs_its_snr_and_plot_run_names_the_file_after_it(tmp_path):
+    from types import SimpleNamespace
+
+    from pydantic import ValidationError
+
+    from linksim.config import PlotSpec
+    from linksim.plots import plot_run
+
+    with pytest.raises(ValidationError, match="at_snr_db"):
+        PlotSpec(metric="ber_l", x="index")
+    with pytest.raises(ValidationError, match="belong to x: index"):
+        PlotSpec(metric="ber", at_snr_db=20)
+    csv = _levels_results(tmp_path)
+    figures = [PlotSpec(metric="ber_l", x="index", at_snr_db=20, reference="eps_l", name="fig9", schemes=["a"]),
+               PlotSpec(metric="nothing_l", x="index", at_snr_db=20)]  # no such columns: skipped
+    scenario = SimpleNamespace(outputs=SimpleNamespace(plots=figures, style="paper", formats=["png"]))
+    run_dir = SimpleNamespace(csv=csv, plots=tmp_path / "plots")  # what plot_run reads of a RunDirectory
+    assert [p.name for p in plot_run(run_dir, scenario)] == ["fig9_ber_l_vs_index_at_20db.png"]
