@@ -116,6 +116,8 @@ def _cmd_plot(args) -> int:
     figure = {"schemes": args.scheme, "channels": args.channel, "where": _where(args.where), "title": args.title,
               "ylabel": args.ylabel,
               "xlim": args.xlim, "ylim": args.ylim, "size": args.size, "log_y": args.log_y}
+    if args.x == "index":
+        figure.update(at_snr_db=args.at_snr_db, reference=args.reference)
     try:
         drawn = plot_files(csvs, out, args.metric, args.x, tuple(args.format), args.style or "paper", **figure)
     except (KeyError, ValueError) as err:
@@ -223,8 +225,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="results.csv files to overlay, or run directories: alone and without --metric, each "
                          "run's scenario figures are redrawn")
     pl.add_argument("--metric", "-m", action="append", help="column to plot, repeatable (default: every rate)")
-    pl.add_argument("--x", default="snr_db", choices=["snr_db", "esno_db", "ebno_db", "snr_norm_db"],
-                    help="x axis: the scenario's SNR axis (snr_db) or one of the others (default: snr_db)")
+    pl.add_argument("--x", default="snr_db", choices=["snr_db", "esno_db", "ebno_db", "snr_norm_db", "index"],
+                    help="x axis: the scenario's SNR axis (snr_db) or one of the others (default: snr_db); index: "
+                         "the numbered columns METRIC1, METRIC2, ... against their number at --at-snr-db")
+    pl.add_argument("--at-snr-db", type=float, help="with --x index: the SNR (scenario axis) of the rows drawn")
+    pl.add_argument("--reference", metavar="STEM",
+                    help="with --x index: numbered columns drawn as the theory line, e.g. eps_l")
     pl.add_argument("--scheme", action="append", help="draw only this scheme, repeatable (default: all)")
     pl.add_argument("--channel", action="append", help="draw only this channel, repeatable (default: all)")
     pl.add_argument("--where", action="append", metavar="COLUMN=VALUE",

@@ -348,9 +348,18 @@ def plot_files(csvs: list[str | Path], out_dir: Path, metrics: list[str] | None 
     """Overlay several runs' results; one figure per metric (default: every rate).
 
     :param figure: what :func:`plot_metric` takes besides the runs, metric and x: ``schemes``, ``channels``,
-        ``where``, ``title``, ``xlim``, ``ylim``, ``size``, ``log_y``.
+        ``where``, ``title``, ``xlim``, ``ylim``, ``size``, ``log_y``; with ``x="index"`` (one file, the
+        metrics numbered-column stems, :func:`plot_indexed`) also ``at_snr_db`` and ``reference``.
     """
     runs = [load_run(c) for c in csvs]
+    if x == "index":  # numbered columns at one SNR (plot_indexed): the metrics are their stems
+        at_snr_db, reference = figure.pop("at_snr_db", None), figure.pop("reference", None)
+        if at_snr_db is None or not metrics or len(runs) != 1:
+            raise ValueError("x index draws the numbered columns <metric><i> of one results file at one SNR: "
+                             "give one file, --metric STEM and --at-snr-db")
+        return [path for metric in metrics for path in save_figure(
+            plot_indexed(runs[0], metric, at_snr_db, reference, style=style, **figure),
+            out_dir / f"{metric}_vs_index_at_{at_snr_db:g}db", list(formats), STYLES[style].dpi)]
     metrics = metrics or rate_columns(runs[0].df)
     out = []
     for metric in metrics:

@@ -278,3 +278,14 @@ def test_an_index_figure_needs_its_snr_and_plot_run_names_the_file_after_it(tmp_
     scenario = SimpleNamespace(outputs=SimpleNamespace(plots=figures, style="paper", formats=["png"]))
     run_dir = SimpleNamespace(csv=csv, plots=tmp_path / "plots")  # what plot_run reads of a RunDirectory
     assert [p.name for p in plot_run(run_dir, scenario)] == ["fig9_ber_l_vs_index_at_20db.png"]
+
+
+def test_plot_command_draws_numbered_columns_at_one_snr(tmp_path, capsys):
+    csv = _levels_results(tmp_path)
+    assert main(["plot", str(csv), "--x", "index", "-m", "ber_l", "--at-snr-db", "20", "--reference", "eps_l",
+                 "--scheme", "a", "--out", str(tmp_path / "fig"), "--format", "png"]) == 0
+    assert (tmp_path / "fig" / "ber_l_vs_index_at_20db.png").is_file()
+    capsys.readouterr()
+    assert main(["plot", str(csv), "--x", "index", "-m", "ber_l", "--out", str(tmp_path / "fig")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--at-snr-db" in err and len(err.splitlines()) == 1
