@@ -256,7 +256,6 @@ class PlotSpec(_Strict):
     ylim: tuple[float, float] | None = None
     size: tuple[PositiveFloat, PositiveFloat] | None = None
 
-
     @model_validator(mode="after")
     def _index_figure(self):
         if self.x == "index" and self.at_snr_db is None:
