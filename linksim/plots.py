@@ -147,8 +147,6 @@ def select_rows(df: pd.DataFrame, where: dict[str, list]) -> pd.DataFrame:
 
 
 def _x_label(runs: list[RunData], x: str) -> str:
-    if x == "index":
-        return "i"  # plot_indexed names the columns
     run = runs[0]
     axis = _X_AXIS.get(x) or str(run.df["snr_axis"].iloc[0])
     return axis_label(axis, run.reference_shown)
@@ -194,7 +192,8 @@ def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool
                 channels: list[str] | None = None, band: tuple[str, str] | None = None, style: str = "paper",
                 xlim: tuple[float, float] | None = None, ylim: tuple[float, float] | None = None,
                 size: tuple[float, float] | None = None, where: dict[str, list] | None = None,
-                configs: list[str] | None = None, ylabel: str | None = None) -> plt.Figure:
+                configs: list[str] | None = None, ylabel: str | None = None,
+                xlabel: str | None = None) -> plt.Figure:
     """One figure of ``metric`` against ``x`` with every (run, scheme, channel, config) as a curve.
 
     :param schemes: the schemes drawn (default all); ``channels``: the channels (default all);
@@ -203,7 +202,7 @@ def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool
         ``{column: [values]}`` (:func:`select_rows`; a ``config`` entry there replaces ``configs``).
     :param band: two columns ``(low, high)`` shaded around the curves that have values there.
     :param style: a :data:`STYLES` name; ``size`` (inches) overrides its size, ``xlim`` / ``ylim`` fix the axes,
-        ``ylabel`` replaces the metric's label (:func:`metric_label`).
+        ``ylabel`` replaces the metric's label (:func:`metric_label`), ``xlabel`` the axis's.
 
     A rate point with no errors has no place on a log axis: it is drawn as the upper end of its
     interval with a downward triangle (``gid="upper-bound"``), the point's value is below it. The
@@ -218,7 +217,7 @@ def plot_metric(runs: list[RunData], metric: str, x: str = "snr_db", log_y: bool
         fig, ax = plt.subplots(figsize=size or look.size, layout="constrained")
         order = _draw_curves(ax, runs, metric, x, log_y, band, look)
         width_chars = int((fig.get_size_inches()[0] - 0.6) * 72 / (0.58 * look.font_pt))  # the axes' width
-        ax.set_xlabel("\n".join(textwrap.wrap(_x_label(runs, x), width_chars)))
+        ax.set_xlabel("\n".join(textwrap.wrap(xlabel or _x_label(runs, x), width_chars)))
         ax.set_ylabel(ylabel or metric_label(metric, {run.primaries.get(s) for run in runs
                                                       for s in run.df["scheme"].unique()} - {None}))
         if xlim:
@@ -326,10 +325,9 @@ def plot_indexed(run: RunData, stem: str, snr_db: float, reference: str | None =
     """:func:`plot_metric` of :func:`indexed_rows`: ``<stem><i>`` against ``i`` at ``snr_db``, each
     (scheme, channel, config) a curve, ``<reference><i>`` as its theory line; ``figure``: what
     :func:`plot_metric` takes besides the runs, metric and x."""
-    fig = plot_metric([run.where(indexed_rows(run.df, stem, snr_db, reference))], stem, "index", **figure)
-    ax = fig.axes[0]
-    ax.set_xlabel(f"i (columns {stem}i), at {snr_db:g} dB")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    fig = plot_metric([run.where(indexed_rows(run.df, stem, snr_db, reference))], stem, "index",
+                      xlabel=f"i (columns {stem}i), at {snr_db:g} dB", **figure)
+    fig.axes[0].xaxis.get_major_locator().set_params(integer=True)
     return fig
 
 
@@ -384,28 +382,28 @@ def plot_run(run_dir, scenario, style: str | None = None, out_dir: Path | None =
     for i, p in enumerate(specs):
         shown = select_rows(run.df, figure_filters(p.schemes, p.channels, p.configs))
         look = style or p.style or scenario.outputs.style
+        prefix = f"{p.name}_" if p.name else ""
         if p.x == "index":
             if shown.empty or not indexed_columns(run.df, p.metric):
                 continue
             fig = plot_indexed(run, p.metric, p.at_snr_db, p.reference, log_y=p.log_y, schemes=p.schemes,
                                title=p.title, channels=p.channels, style=look, ylim=p.ylim, size=p.size,
                                configs=p.configs, ylabel=p.ylabel)
-            stem = f"{p.name + '_' if p.name else ''}{p.metric}_vs_index_at_{p.at_snr_db:g}db"
-            out += save_figure(fig, (out_dir or run_dir.plots) / stem, scenario.outputs.formats, STYLES[look].dpi)
-            continue
-        if p.metric not in run.df.columns or shown.empty:
-            continue  # nothing to draw (a profile or an override may leave a figure's schemes or channels out)
-        if not pd.api.types.is_numeric_dtype(run.df[p.metric]):
-            warnings.warn(f"outputs.plots[{i}].metric: expected a numeric column, found {p.metric!r} "
-                          f"({run.df[p.metric].dtype}); figure skipped, the results are kept", RuntimeWarning,
-                          stacklevel=2)
-            continue
-        curves = len(shown.dropna(subset=[p.metric]).groupby(["scheme", "channel", "config"]))
-        if curves > READABLE_CURVES:
-            warnings.warn(f"outputs.plots[{i}] ({p.name or p.metric}): {curves} curves in one figure; split it with "
-                          "schemes / channels", RuntimeWarning, stacklevel=2)
-        stem = f"{p.name}_{p.metric}_vs_{p.x}" if p.name else f"{p.metric}_vs_{p.x}"
-        fig = plot_metric([run], p.metric, p.x, p.log_y, p.schemes, p.title, p.channels, p.band, style=look,
-                          xlim=p.xlim, ylim=p.ylim, size=p.size, configs=p.configs, ylabel=p.ylabel)
+            stem = f"{prefix}{p.metric}_vs_index_at_{p.at_snr_db:g}db"
+        else:
+            if p.metric not in run.df.columns or shown.empty:
+                continue  # nothing to draw (a profile or an override may leave a figure's schemes or channels out)
+            if not pd.api.types.is_numeric_dtype(run.df[p.metric]):
+                warnings.warn(f"outputs.plots[{i}].metric: expected a numeric column, found {p.metric!r} "
+                              f"({run.df[p.metric].dtype}); figure skipped, the results are kept", RuntimeWarning,
+                              stacklevel=2)
+                continue
+            curves = len(shown.dropna(subset=[p.metric]).groupby(["scheme", "channel", "config"]))
+            if curves > READABLE_CURVES:
+                warnings.warn(f"outputs.plots[{i}] ({p.name or p.metric}): {curves} curves in one figure; split it "
+                              "with schemes / channels", RuntimeWarning, stacklevel=2)
+            fig = plot_metric([run], p.metric, p.x, p.log_y, p.schemes, p.title, p.channels, p.band, style=look,
+                              xlim=p.xlim, ylim=p.ylim, size=p.size, configs=p.configs, ylabel=p.ylabel)
+            stem = f"{prefix}{p.metric}_vs_{p.x}"
         out += save_figure(fig, (out_dir or run_dir.plots) / stem, scenario.outputs.formats, STYLES[look].dpi)
     return out

@@ -331,6 +331,7 @@ class SplitJSCCScheme(Scheme):
         self.source.eval().requires_grad_(False)
         test = p.data.evaluation_set(context)
         self._images = test.images.to(device)
+        self._sent, polarised_share = self._encode_source(self._images)
         varying = self._check_source_code(name, source.key)
         channel = context.train_channel_for(p.train.channel)
         weights = fit_or_load(context, self.model, name=name, params=p.train, data=data,
@@ -339,7 +340,7 @@ class SplitJSCCScheme(Scheme):
                                            "source_weights": source.key, "channel_uses": p.channel_uses,
                                            "channel_width": p.channel_width, "likelihood_scale": p.likelihood_scale})
         self.model.eval()
-        self._sent, self._symbols, polarised_share = self._encode_all(self._images)
+        self._symbols = self._channel_symbols(self._sent)
         self.facts.update({"interface_psnr_db": round(self.interface_psnr_db(context.seed), 3),
                            "source_polarised": round(polarised_share, 4), "source_varying_bits": round(varying, 4)})
         self.facts.update({**weights.facts(), **{f"source_{k}": v for k, v in source.facts().items()},
@@ -347,31 +348,33 @@ class SplitJSCCScheme(Scheme):
                            "final_train_loss": weights.history[-1]["loss"] if weights.history else None})
 
     @torch.no_grad()
-    def _check_source_code(self, name: str, key: str) -> float:
-        """The fraction of code bits that vary over (up to 1,000 of) the evaluation images; a
-        ``RuntimeError`` before stage 2 trains on it when the stage-1 codec sends a constant code."""
-        images = self._images[:1000]
-        if len(images) < 2:
-            return 1.0
-        bits = torch.cat([self.source.quantize(images[i : i + 250].float() / 255.0) for i in range(0, len(images), 250)])
-        varying = float(varying_bits(bits))
-        if varying < _COLLAPSED:
-            raise RuntimeError(
-                f"{name}: the stage-1 source codec (weights {key}) collapsed to a constant code ({varying:.2%} of its "
-                f"{bits.shape[1]} bits differ across {len(images)} evaluation images); retrain it with a lower "
-                "source_train.lr (its training log shows 'varying' per epoch)")
-        return varying
-
-    @torch.no_grad()
-    def _encode_all(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """The rounded source code ``[N, M]`` (bool) and the channel symbols ``[N, K]`` (complex64) of
-        every evaluation image, computed once, and the fraction of :func:`polarised` Bernoulli means."""
+    def _encode_source(self, images: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """The rounded source code ``[N, M]`` (bool) of every evaluation image (uint8 ``[N, C, H, W]``),
+        computed once, and the fraction of :func:`polarised` Bernoulli means."""
         step = inference_chunk(images.device) or 1000
         probs = torch.cat([self.source.encode(images[i : i + step].float() / 255.0)
                            for i in range(0, len(images), step)])
-        sent = self.source.decide(probs)
-        z = torch.cat([self.model.map(sent[i : i + step]) for i in range(0, len(sent), step)])
-        return sent.bool(), real_to_complex(z.reshape(len(z), 1, -1)), float(polarised(probs).mean())
+        return self.source.decide(probs).bool(), float(polarised(probs).mean())
+
+    def _check_source_code(self, name: str, key: str) -> float:
+        """The fraction of code bits that vary over the evaluation images; a ``RuntimeError`` before
+        stage 2 trains on it when the stage-1 codec sends a constant code."""
+        if len(self._sent) < 2:
+            return 1.0
+        varying = float(varying_bits(self._sent.float()))
+        if varying < _COLLAPSED:
+            raise RuntimeError(
+                f"{name}: the stage-1 source codec (weights {key}) collapsed to a constant code ({varying:.2%} of its "
+                f"{self._sent.shape[1]} bits differ across {len(self._sent)} evaluation images); retrain it with a "
+                "lower source_train.lr (its training log shows 'varying' per epoch)")
+        return varying
+
+    @torch.no_grad()
+    def _channel_symbols(self, sent: torch.Tensor) -> torch.Tensor:
+        """The channel symbols ``[N, K]`` (complex64) of the rounded codes ``sent`` ``[N, M]``, computed once."""
+        step = inference_chunk(sent.device) or 1000
+        z = torch.cat([self.model.map(sent[i : i + step].float()) for i in range(0, len(sent), step)])
+        return real_to_complex(z.reshape(len(z), 1, -1))
 
     # ------------------------------------------------------------------ evaluation
     def reset(self) -> None:
