@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
 from sionna.phy.fec.interleaving import Deinterleaver, RandomInterleaver
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
@@ -20,10 +20,10 @@ from sionna.phy.mapping import (
 from torch import nn
 
 from linksim.channels.base import Channel
-from linksim.link.ldpc import LDPC5GEarlyStopDecoder
+from linksim.link.ldpc import MINSUM_SCALE, LDPC5GEarlyStopDecoder
 from linksim.link.ldpc_cpu import LDPC5GCompiledDecoder
 
-__all__ = ["DigitalLink", "DigitalLinkParams", "DecoderParams"]
+__all__ = ["DecoderParams", "DigitalLink", "DigitalLinkParams"]
 
 _CRC_BITS = {"CRC24A": 24, "CRC24B": 24, "CRC24C": 24, "CRC16": 16, "CRC11": 11, "CRC6": 6}
 
@@ -55,25 +55,37 @@ def _check_5g_ldpc(k: int, n: int) -> None:
 class DecoderParams(BaseModel):
     """5G LDPC BP decoder settings.
 
-    ``implementation``: ``linksim`` is :class:`~linksim.link.ldpc.LDPC5GEarlyStopDecoder` (Sionna's rate
-    recovery around a faster flooding core with the same updates, torch, any device), ``cpu`` is
-    :class:`~linksim.link.ldpc_cpu.LDPC5GCompiledDecoder` (the same core compiled with numba, the same
-    decisions, CPU only), ``sionna`` is Sionna's ``LDPC5GDecoder`` as it is (always ``num_iter``
-    iterations). ``early_stop`` (``linksim`` and ``cpu``): a codeword stops once its hard decisions
-    satisfy every parity check. ``cn_update``: boxplus-phi
-    (exact BP) | boxplus | minsum | offset-minsum.
+    ``implementation``: ``auto`` (the default) is :class:`~linksim.link.ldpc_cpu.LDPC5GCompiledDecoder`,
+    Sionna's rate recovery around linksim's flooding core compiled with numba for CPUs (float32 on a
+    CPU; anything else goes to the torch core, with the same decisions); ``torch`` is
+    :class:`~linksim.link.ldpc.LDPC5GEarlyStopDecoder`, the same core in torch on any device; ``cpu``
+    the compiled core only (an error off a CPU); ``sionna`` is Sionna's ``LDPC5GDecoder`` as it is
+    (always ``num_iter`` iterations). ``early_stop`` (all but ``sionna``): a codeword stops once its
+    hard decisions satisfy every parity check. ``cn_update``: boxplus-phi (exact BP) | boxplus | minsum
+    | offset-minsum (Sionna's offset, 0.5) | normalized-minsum (the minimum times ``minsum_scale``).
+    ``schedule``: ``flooding`` (every check node from the last iteration's messages, as Sionna) or
+    ``layered`` (each check node's update seen at once by the next; compiled core only: fewer
+    iterations, other decisions).
     """
 
     model_config = ConfigDict(extra="forbid")
     num_iter: int = Field(20, ge=1, le=10_000)
-    cn_update: Literal["boxplus-phi", "boxplus", "minsum", "offset-minsum"] = "boxplus-phi"
-    implementation: Literal["linksim", "cpu", "sionna"] = "linksim"
+    cn_update: Literal["boxplus-phi", "boxplus", "minsum", "offset-minsum", "normalized-minsum"] = "boxplus-phi"
+    minsum_scale: float = Field(MINSUM_SCALE, gt=0, le=1)
+    schedule: Literal["flooding", "layered"] = "flooding"
+    implementation: Literal["auto", "torch", "cpu", "sionna"] = "auto"
     early_stop: bool = True
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.implementation == "sionna" and self.early_stop:
-            raise ValueError("Sionna's LDPC5GDecoder has no early stop: set early_stop: false with implementation: sionna")
+        if self.implementation == "sionna":
+            if self.early_stop:
+                raise ValueError("Sionna's LDPC5GDecoder has no early stop: set early_stop: false with "
+                                 "implementation: sionna")
+            if self.cn_update == "normalized-minsum" or self.schedule != "flooding":
+                raise ValueError("Sionna's LDPC5GDecoder has no normalized-minsum and no layered schedule")
+        if self.schedule == "layered" and self.implementation == "torch":
+            raise ValueError("the layered schedule runs in the compiled core: implementation: auto or cpu")
         return self
 
 
@@ -170,9 +182,13 @@ class DigitalLink(nn.Module):
             d = p.decoder
             if d.implementation == "sionna":
                 self.decoder = LDPC5GDecoder(self.encoder, cn_update=d.cn_update, num_iter=d.num_iter, hard_out=True)
+            elif d.implementation == "torch":
+                self.decoder = LDPC5GEarlyStopDecoder(self.encoder, cn_update=d.cn_update, num_iter=d.num_iter,
+                                                      early_stop=d.early_stop, minsum_scale=d.minsum_scale)
             else:
-                decoder = LDPC5GCompiledDecoder if d.implementation == "cpu" else LDPC5GEarlyStopDecoder
-                self.decoder = decoder(self.encoder, cn_update=d.cn_update, num_iter=d.num_iter, early_stop=d.early_stop)
+                self.decoder = LDPC5GCompiledDecoder(self.encoder, cn_update=d.cn_update, num_iter=d.num_iter,
+                                                     early_stop=d.early_stop, minsum_scale=d.minsum_scale,
+                                                     schedule=d.schedule, cpu_only=d.implementation == "cpu")
         else:
             self.encoder = self.decoder = None
         if p.interleaver == "random":

@@ -28,13 +28,14 @@ from sionna.phy.fec.ldpc.decoding import LDPCBPDecoder
 
 from linksim.accel import compiled
 
-__all__ = ["EarlyStopBP", "LDPC5GEarlyStopDecoder", "CN_UPDATES"]
+__all__ = ["CN_UPDATES", "MINSUM_SCALE", "EarlyStopBP", "LDPC5GEarlyStopDecoder"]
 
-CN_UPDATES = ("boxplus-phi", "boxplus", "minsum", "offset-minsum")
+CN_UPDATES = ("boxplus-phi", "boxplus", "minsum", "offset-minsum", "normalized-minsum")
 
 _PHI_CLIP = (8.5e-8, 16.635532)  # float32 range of phi's argument, as in Sionna
 _ATANH_CLIP = 1 - 1e-7
 _OFFSET = 0.5  # offset of offset-min-sum, as in Sionna
+MINSUM_SCALE = 0.75  # default factor of normalised min-sum
 
 
 def _phi(x: torch.Tensor) -> torch.Tensor:
@@ -42,8 +43,9 @@ def _phi(x: torch.Tensor) -> torch.Tensor:
     return torch.log1p(2 / torch.expm1(x.clamp(*_PHI_CLIP)))
 
 
-def _cn_update(v2c: torch.Tensor, kind: str, llr_max: float | None) -> torch.Tensor:
-    """Extrinsic update of check nodes that all have the same degree.
+def _cn_update(v2c: torch.Tensor, kind: str, llr_max: float | None, scale: float = MINSUM_SCALE) -> torch.Tensor:
+    """Extrinsic update of check nodes that all have the same degree (``scale``: the factor of
+    normalised min-sum).
 
     :input v2c: [cns, degree, batch] float32 variable-to-check LLRs.
     :output c2v: [cns, degree, batch] float32 check-to-variable LLRs.
@@ -64,6 +66,8 @@ def _cn_update(v2c: torch.Tensor, kind: str, llr_max: float | None) -> torch.Ten
         out = torch.where(mag == m1, m2, m1)
         if kind == "offset-minsum":
             out = (out - _OFFSET).clamp_min(0)
+        elif kind == "normalized-minsum":
+            out = out * scale
     out = sign * out
     return out if llr_max is None else out.clamp(-llr_max, llr_max)
 
@@ -80,6 +84,7 @@ class EarlyStopBP(LDPCBPDecoder):
     """
 
     early_stop: bool = True
+    minsum_scale: float = MINSUM_SCALE
     last_iterations: torch.Tensor | None = None
     """[batch] int32: iterations each codeword of the last call used (``num_iter`` when it never
     satisfied all checks)."""
@@ -113,13 +118,18 @@ class EarlyStopBP(LDPCBPDecoder):
         llr = llr_ch.reshape(-1, self._num_vns).to(self.dtype)
         if self._llr_max is not None:
             llr = llr.clamp(-self._llr_max, self._llr_max)
+        decided, self.last_iterations = self._decide(llr, num_iter)
+        x = (decided <= 0).to(self.dtype) if self._hard_out else -decided
+        return x.reshape(shape)
+
+    def _decide(self, llr: torch.Tensor, num_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``llr [batch, num_vns]`` channel logits (``log p(1)/p(0)``, clipped) -> (final totals
+        ``[batch, num_vns]`` as true LLRs, ``log p(0)/p(1)``, iterations used ``[batch]`` int32)."""
         step = self._chunk(llr.device) or max(1, len(llr))
         parts = [self._decode(-part.T.contiguous(), num_iter) for part in llr.split(step)]  # true LLRs, edge-major
-        decided = torch.cat([d for d, _ in parts], dim=1) if parts else llr.T
-        iterations = torch.cat([i for _, i in parts]) if parts else torch.zeros(0, dtype=torch.int32, device=llr.device)
-        x = (decided <= 0).to(self.dtype) if self._hard_out else -decided
-        self.last_iterations = iterations
-        return x.T.reshape(shape)
+        if not parts:
+            return llr, torch.zeros(0, dtype=torch.int32, device=llr.device)
+        return torch.cat([d for d, _ in parts], dim=1).T, torch.cat([i for _, i in parts])
 
     def _chunk(self, device: torch.device) -> int | None:
         """Codewords per decoding pass: on a CPU about 2^20 messages (17 codewords of (3840, 15360),
@@ -134,7 +144,8 @@ class EarlyStopBP(LDPCBPDecoder):
         if self._llr_max is not None:
             v2c = v2c.clamp(-self._llr_max, self._llr_max)
         c2v = torch.cat([
-            _cn_update(v2c[row : row + cns * degree].view(cns, degree, -1), self._cn_kind, self._llr_max)
+            _cn_update(v2c[row : row + cns * degree].view(cns, degree, -1), self._cn_kind, self._llr_max,
+                       self.minsum_scale)
             .view(cns * degree, -1)
             for row, cns, degree in self._buckets
         ])
@@ -190,18 +201,20 @@ class LDPC5GEarlyStopDecoder(LDPC5GDecoder, EarlyStopBP):
     Sionna's BP core, so ``LDPC5GDecoder``'s rate recovery calls our BP core.
 
     :param encoder: the :class:`~sionna.phy.fec.ldpc.LDPC5GEncoder` of the code.
-    :param cn_update: ``boxplus-phi`` (exact BP, Sionna's default), ``boxplus``, ``minsum`` or
-        ``offset-minsum``.
+    :param cn_update: ``boxplus-phi`` (exact BP, Sionna's default), ``boxplus``, ``minsum``,
+        ``offset-minsum`` (Sionna's offset, 0.5) or ``normalized-minsum`` (the minimum times
+        ``minsum_scale``).
     :param num_iter: maximum BP iterations.
     :param early_stop: let each codeword leave once its hard decisions satisfy all parity checks.
     :param hard_out: hard bits (float32 in {0, 1}) or logits.
+    :param minsum_scale: the factor of normalised min-sum, in (0, 1].
 
     :input llr_ch: [..., n] float32 channel logits ``log p(1)/p(0)`` (Sionna's demapper convention).
     :output: [..., k] float32 information bits (hard) or logits.
     """
 
     def __init__(self, encoder: LDPC5GEncoder, *, cn_update: str = "boxplus-phi", num_iter: int = 20,
-                 early_stop: bool = True, hard_out: bool = True):
+                 early_stop: bool = True, hard_out: bool = True, minsum_scale: float = MINSUM_SCALE):
         super().__init__(encoder, cn_update="boxplus-phi", num_iter=num_iter, hard_out=hard_out)
-        self.early_stop = early_stop
+        self.early_stop, self.minsum_scale = early_stop, minsum_scale
         self._build_tables(cn_update)
