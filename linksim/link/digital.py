@@ -9,10 +9,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
 from sionna.phy.fec.interleaving import Deinterleaver, RandomInterleaver
-from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
+from sionna.phy.fec.ldpc import LDPC5GDecoder
 from sionna.phy.mapping import (
     Constellation,
-    Demapper,
     Mapper,
     SymbolDemapper,
     SymbolInds2Bits,
@@ -20,8 +19,10 @@ from sionna.phy.mapping import (
 from torch import nn
 
 from linksim.channels.base import Channel
+from linksim.link.demapping import make_demapper
 from linksim.link.ldpc import MINSUM_SCALE, LDPC5GEarlyStopDecoder
 from linksim.link.ldpc_cpu import LDPC5GCompiledDecoder
+from linksim.link.ldpc_encoder import make_ldpc_encoder
 
 __all__ = ["DecoderParams", "DigitalLink", "DigitalLinkParams"]
 
@@ -170,7 +171,7 @@ class DigitalLink(nn.Module):
         self.params = p = params
         const = Constellation(p.modulation, p.bits_per_symbol)
         self.mapper = Mapper(constellation=const)
-        self.demapper = Demapper(p.demapping, constellation=const)
+        self.demapper = make_demapper(p.demapping, const)
         if p.n is None:  # uncoded: maximum-likelihood symbol decisions, as in the classical closed forms
             self.detector = SymbolDemapper(constellation=const, hard_out=True)
             self.index_to_bits = SymbolInds2Bits(p.bits_per_symbol)
@@ -178,7 +179,7 @@ class DigitalLink(nn.Module):
         self.crc_decoder = CRCDecoder(self.crc_encoder) if p.crc else None
         if p.n is not None:
             m_nr = p.bits_per_symbol if p.interleaver == "nr" else None
-            self.encoder = LDPC5GEncoder(p.k, p.n, num_bits_per_symbol=m_nr)
+            self.encoder = make_ldpc_encoder(p.k, p.n, m_nr)
             d = p.decoder
             if d.implementation == "sionna":
                 self.decoder = LDPC5GDecoder(self.encoder, cn_update=d.cn_update, num_iter=d.num_iter, hard_out=True)
