@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import time
@@ -11,7 +12,16 @@ from importlib import metadata
 
 import torch
 
-__all__ = ["pick_device", "sync", "rate", "environment"]
+__all__ = ["LDPC_CONFIGS", "NUM_ITER", "ROUNDS", "environment", "pick_device", "rate", "sync"]
+
+# the two codes both LDPC benchmarks time: (label, k, n, bits per symbol, Eb/N0 dB at or just above the
+# waterfall, batch on GPU, batch on CPU)
+LDPC_CONFIGS = [
+    ("(512, 1024) 16-QAM", 512, 1024, 4, 4.0, 50_000, 2_000),
+    ("(3840, 15360) BPSK", 3840, 15360, 1, 0.75, 5_000, 100),
+]
+NUM_ITER = 20  # BP iterations at most
+ROUNDS = 5  # interleaved rounds of timed calls
 
 
 def pick_device(name: str = "auto") -> str:
@@ -51,3 +61,20 @@ def environment(device: str) -> str:
         dev = f"CPU {platform.machine()}, {os.cpu_count()} cores"
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("torch", "sionna-no-rt"))
     return f"{date.today()} | {dev} | {versions} | torch threads {torch.get_num_threads()}"
+
+
+def sionna_bench_args(doc: str, timed: str) -> tuple[argparse.Namespace, str]:
+    """The arguments of a benchmark of Sionna-based chains (``--device``, ``--min-time``: seconds timed
+    per ``timed``), with Sionna set to the chosen device and seed 1 and the environment line printed;
+    -> (arguments, device)."""
+    from sionna.phy import config as sionna_config
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--min-time", type=float, default=3.0, help=f"seconds timed per {timed}")
+    args = ap.parse_args()
+    device = pick_device(args.device)
+    sionna_config.device = device
+    sionna_config.seed = 1
+    print(environment(device))
+    return args, device

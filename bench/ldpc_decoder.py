@@ -17,12 +17,11 @@ from the torch core's; then ``ratio=<x>``: the default decoder on this device ov
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
-from _common import environment, pick_device, sync
-from sionna.phy import config as sionna_config
+from _common import LDPC_CONFIGS as CONFIGS
+from _common import NUM_ITER, ROUNDS, sionna_bench_args, sync
 from sionna.phy.channel import AWGN
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 from sionna.phy.mapping import BinarySource, Constellation, Demapper, Mapper
@@ -31,13 +30,6 @@ from sionna.phy.utils import ebnodb2no
 from linksim.link.ldpc import LDPC5GEarlyStopDecoder
 from linksim.link.ldpc_cpu import LDPC5GCompiledDecoder
 
-# (label, k, n, bits per symbol, Eb/N0 dB, batch on GPU, batch on CPU)
-CONFIGS = [
-    ("(512, 1024) 16-QAM", 512, 1024, 4, 4.0, 50_000, 2_000),
-    ("(3840, 15360) BPSK", 3840, 15360, 1, 0.75, 5_000, 100),
-]
-NUM_ITER = 20
-ROUNDS = 5
 REFERENCE = "torch core (implementation: torch)"
 SIONNA = "Sionna LDPC5GDecoder, 20 iterations"
 
@@ -64,14 +56,7 @@ def llrs(k: int, n: int, m: int, ebno_db: float, batch: int, device: str) -> tup
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--min-time", type=float, default=3.0, help="seconds timed per decoder and configuration")
-    args = ap.parse_args()
-    device = pick_device(args.device)
-    sionna_config.device = device
-    sionna_config.seed = 1
-    print(environment(device))
+    args, device = sionna_bench_args(__doc__, "decoder and configuration")
     ratios = {}
     for label, k, n, m, ebno, gpu_batch, cpu_batch in CONFIGS:
         batch = gpu_batch if device.startswith("cuda") else cpu_batch

@@ -23,12 +23,11 @@ through ``torch.compile`` as ``--compile auto``, on a GPU) over the Sionna chain
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
-from _common import environment, pick_device, rate, sync
-from sionna.phy import config as sionna_config
+from _common import LDPC_CONFIGS as CONFIGS
+from _common import NUM_ITER, ROUNDS, rate, sionna_bench_args, sync
 from sionna.phy.channel import AWGN
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 from sionna.phy.mapping import BinarySource, Constellation, Demapper, Mapper
@@ -40,15 +39,6 @@ from linksim.link.digital import DecoderParams, DigitalLinkParams
 from linksim.link.ldpc import LDPC5GEarlyStopDecoder
 from linksim.schemes.base import SchemeContext
 from linksim.schemes.digital_link import DigitalLinkScheme
-
-# (label, k, n, bits per symbol, Eb/N0 dB at or just above the waterfall, batch on GPU, batch on CPU)
-CONFIGS = [
-    ("(512, 1024) 16-QAM", 512, 1024, 4, 4.0, 50_000, 2_000),
-    ("(3840, 15360) BPSK", 3840, 15360, 1, 0.75, 5_000, 100),
-]
-
-NUM_ITER = 20
-ROUNDS = 5
 
 TORCH = DecoderParams(implementation="torch")
 # name -> (decoder settings, torch.compile of the BP iterations, CPU only)
@@ -138,14 +128,7 @@ def multi_snr(chain: LinksimChain, k: int, m: int, n: int, batch: int, device: s
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--min-time", type=float, default=3.0, help="seconds timed per chain and configuration")
-    args = ap.parse_args()
-    device = pick_device(args.device)
-    sionna_config.device = device
-    sionna_config.seed = 1
-    print(environment(device))
+    args, device = sionna_bench_args(__doc__, "chain and configuration")
     ratios = {}
     for label, k, n, m, ebno, gpu_batch, cpu_batch in CONFIGS:
         batch = gpu_batch if device.startswith("cuda") else cpu_batch
