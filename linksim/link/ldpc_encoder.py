@@ -37,7 +37,8 @@ class LDPC5GMatrixEncoder(LDPC5GEncoder):
         if rv is not None:
             return super().call(bits, rv=rv)
         u = bits.reshape(-1, self.k).to(torch.float32)
-        c = torch.remainder(u @ self._generator, 2)
+        with torch.autocast(u.device.type, enabled=False):  # float32 whatever the caller's autocast
+            c = torch.remainder(u @ self._generator, 2)
         return c.reshape(*bits.shape[:-1], self.n).to(bits.dtype)
 
 
