@@ -3,9 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from sionna.phy.fec.ldpc import LDPC5GEncoder
 from sionna.phy.mapping import Constellation, Demapper
 
+from linksim.channels.awgn import AWGNChannel
 from linksim.link.demapping import AxisDemapper, _axis_labels, make_demapper
+from linksim.link.digital import DecoderParams, DigitalLink, DigitalLinkParams
 
 CONSTELLATIONS = [("qam", 2), ("qam", 4), ("qam", 6), ("qam", 8), ("pam", 1), ("pam", 2), ("pam", 3)]
 
@@ -45,11 +48,6 @@ def test_very_reliable_bits_keep_their_sign_and_stay_finite():
 def test_the_default_link_decides_as_sionnas_demapper_with_the_torch_core():
     """The per-axis demapper, matrix encoder and compiled decoder together against Sionna's demapper and
     encoder with linksim's torch core: the same decoded bits on noisy 16-QAM blocks near the threshold."""
-    from sionna.phy.fec.ldpc import LDPC5GEncoder
-
-    from linksim.channels.awgn import AWGNChannel
-    from linksim.link.digital import DecoderParams, DigitalLink, DigitalLinkParams
-
     params = DigitalLinkParams(k=512, n=1024, bits_per_symbol=4)
     fast = DigitalLink(params)
     reference = DigitalLink(params.model_copy(update={"decoder": DecoderParams(implementation="torch")}))

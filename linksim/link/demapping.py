@@ -20,6 +20,10 @@ from torch import nn
 __all__ = ["AxisDemapper", "make_demapper"]
 
 
+class _NotSeparable(ValueError):
+    """The constellation is not a product of two real ones with every bit on one axis."""
+
+
 def _axis_labels(points: np.ndarray, num_bits: int) -> list[tuple[int, np.ndarray, np.ndarray]] | None:
     """For each bit, ``(axis, levels, bit of each level)`` (axis 0: real, 1: imaginary) when the
     constellation is the product of its real and imaginary levels and every bit is a function of one
@@ -65,7 +69,7 @@ class AxisDemapper(nn.Module):
         points = constellation().detach().cpu().numpy()
         labels = _axis_labels(points, constellation.num_bits_per_symbol)
         if labels is None:
-            raise ValueError("AxisDemapper needs a product constellation whose bits each follow one axis")
+            raise _NotSeparable("AxisDemapper needs a product constellation whose bits each follow one axis")
         self.method, self.num_bits = method, constellation.num_bits_per_symbol
         self._axes = []  # (axis, bit positions on it)
         for axis in (0, 1):
@@ -78,7 +82,8 @@ class AxisDemapper(nn.Module):
             self._axes.append((axis, [b for b, _ in on_axis]))
             self.register_buffer(f"_levels{axis}", torch.as_tensor(levels, dtype=torch.float32), persistent=False)
             self.register_buffer(f"_split{axis}", torch.as_tensor(split.reshape(-1)), persistent=False)
-        self._order = torch.as_tensor(np.argsort([b for _, bits in self._axes for b in bits]))
+        order = np.argsort([b for _, bits in self._axes for b in bits])  # axis-grouped columns -> bit order
+        self.register_buffer("_order", torch.as_tensor(order), persistent=False)
         self._tiny = float(np.finfo(np.float32).tiny)
 
     def forward(self, y: torch.Tensor, no: torch.Tensor) -> torch.Tensor:
@@ -91,12 +96,12 @@ class AxisDemapper(nn.Module):
             both = torch.logsumexp(e, dim=-1) if self.method == "app" else e.amax(dim=-1)
             llrs.append(both[..., 0] - both[..., 1])
         out = torch.cat(llrs, dim=-1)  # [..., n, bits], grouped by axis
-        return out[..., self._order.to(y.device)].flatten(-2)
+        return out[..., self._order].flatten(-2)
 
 
 def make_demapper(method: str, constellation: Constellation) -> nn.Module:
     """:class:`AxisDemapper` where the constellation allows it, else Sionna's ``Demapper``."""
-    points = constellation().detach().cpu().numpy()
-    if _axis_labels(points, constellation.num_bits_per_symbol) is not None:
+    try:
         return AxisDemapper(method, constellation)
-    return Demapper(method, constellation=constellation)
+    except _NotSeparable:
+        return Demapper(method, constellation=constellation)
