@@ -7,7 +7,7 @@ out=${1:?usage: bash bench/all.sh OUTDIR [device]}
 device=${2:-auto}
 mkdir -p "$out"
 cd "$(dirname "$0")"
-for bench in ldpc_decoder link_throughput sinfony_throughput training_precision encode_once sweep_memory; do
+for bench in ldpc_decoder link_throughput sinfony_throughput compile_cpu training_precision encode_once sweep_memory; do
     python "$bench.py" --device "$device" 2>&1 | tee "$out/$bench.txt"
 done
 python sinfony_end_to_end.py --profile quick --device "$device" 2>&1 | tee "$out/sinfony_end_to_end_quick.txt"

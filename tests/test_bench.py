@@ -1,12 +1,15 @@
 """The benchmarks' own logic (their timings are not tested): references and bookkeeping."""
 
+import math
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
+import compile_cpu
 import encode_once
 import sinfony_end_to_end
 import sinfony_throughput
@@ -22,6 +25,12 @@ def test_per_agent_reference_is_the_same_model_written_per_agent():
     assert count_parameters(ref) == count_parameters(ours) == 541_138
     logits = ref(torch.rand(3, 1, 28, 28), sinfony_throughput.awgn_per_image(torch.full((3,), 5.0)))
     assert logits.shape == (3, 10)
+
+
+def test_compile_break_even_is_compile_time_over_the_gain_per_call():
+    assert compile_cpu.break_even(eager_s=0.3, compiled_s=0.2, compile_s=50.0) == pytest.approx(500.0)
+    assert compile_cpu.break_even(eager_s=0.2, compiled_s=0.2, compile_s=1.0) == math.inf
+    assert compile_cpu.break_even(eager_s=0.2, compiled_s=0.3, compile_s=0.0) == math.inf
 
 
 def test_end_to_end_breakdown_splits_the_manifest_by_phase():
