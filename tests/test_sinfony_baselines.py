@@ -178,6 +178,30 @@ def test_link_params_are_validated():
         SinfonyDigitalParams(k=8, n=16)
 
 
+def test_analog_ae_power_norm_over_the_batch(context):
+    """``ae_power_norm: batch``: each symbol position has unit mean power over the batch (training: the
+    batch statistic; evaluation: the running one), an element's energy may follow its value, and the
+    weights are a cache entry of their own."""
+    per_vector = SinfonyAnalogAEScheme(SinfonyAnalogAEParams(**TINY, ae_train={"epochs": 2, "lr": 1e-2}))
+    per_batch = SinfonyAnalogAEScheme(SinfonyAnalogAEParams(**TINY, ae_power_norm="batch",
+                                                            ae_train={"epochs": 2, "lr": 1e-2}))
+    per_vector.prepare(context)
+    per_batch.prepare(context)
+    assert per_vector.describe()["weights"] != per_batch.describe()["weights"]
+    assert per_vector.describe()["tx_power_per_real_use"] == pytest.approx(1.0, abs=1e-4)
+    r = per_batch._features
+    with torch.no_grad():
+        energy = per_batch.ae.encode(r).square().sum(-1)  # [N, 4, 56]: 16 for every element per vector
+        assert per_batch.describe()["tx_power_per_real_use"] == pytest.approx(float(energy.mean()) / 16, abs=1e-4)
+        torch.testing.assert_close(per_vector.ae.encode(r).square().sum(-1), torch.full_like(energy, 16.0))
+        assert energy.std() > 0.1 * energy.mean()
+        tx = per_batch.ae.tx
+        tx.train()
+        x = tx(r.reshape(-1, 1))
+        tx.eval()
+    torch.testing.assert_close(x.square().mean(0), torch.ones(16))
+
+
 def test_analog_ae_training_reduces_the_mse(context):
     params = SinfonyAnalogAEParams(**TINY, ae_train={"epochs": 3, "lr": 1e-2})
     assert params.ae_train.optimizer == "adam" and params.ae_train.batch_size == 1000

@@ -3,11 +3,11 @@
 Between the SINFONY *perfect comm.* model's transmitted features (``[B, 4, 56]`` on MNIST) and its
 receiver sits an :class:`~linksim.models.AnalogFeatureAE`: every scalar feature element is mapped
 by the same Tx (Dense 32 ReLU, Dense 32 ReLU, Dense ``n_tx_el`` linear, power normalisation over
-the ``n_tx_el`` outputs) to ``n_tx_el`` = 16 real channel uses and recovered by the same Rx (Dense 32
-ReLU, Dense 32 ReLU, Dense 1). The 4 x 56 x 16 = 3,584 real channel uses of an image are packed in
-pairs into 1,792 unit-energy complex symbols (:func:`~linksim.link.packing.real_to_complex`), so
-the per-real-dimension SNR is Es/N0 and the rate-normalised axis (reference 224 real uses) plots
-the AE 10 log10(16) = 12.04 dB right of its Es/N0.
+the ``n_tx_el`` outputs or per output over the batch: ``ae_power_norm``) to ``n_tx_el`` = 16 real
+channel uses and recovered by the same Rx (Dense 32 ReLU, Dense 32 ReLU, Dense 1). The 4 x 56 x 16
+= 3,584 real channel uses of an image are packed in pairs into 1,792 unit-energy complex symbols
+(:func:`~linksim.link.packing.real_to_complex`), so the per-real-dimension SNR is Es/N0 and the
+rate-normalised axis (reference 224 real uses) plots the AE 10 log10(16) = 12.04 dB right of its Es/N0.
 
 **Training** (spec seed003 5.2, 9.7): MSE on the flattened feature elements of the training images
 the perfect-comm. model was trained on (``train.subset`` or all; ``ae_train.subset`` then samples
@@ -67,11 +67,20 @@ class AETrainParams(TrainParams):
 
 class SinfonyAnalogAEParams(SinfonyModelParams):
     """SINFONY Fig. 7 analog AE: ``n_tx_el`` real channel uses per feature element, hidden width
-    ``hidden`` (default ``2 * n_tx_el``), trained per ``ae_train``; ``data``, ``power_norm`` and
-    ``train`` select the perfect-comm. model as for ``sinfony`` (see the module docstring)."""
+    ``hidden`` (default ``2 * n_tx_el``), the AE Tx's power normalisation ``ae_power_norm``, trained
+    per ``ae_train``; ``data``, ``power_norm`` and ``train`` select the perfect-comm. model as for
+    ``sinfony`` (see the module docstring).
+
+    ``ae_power_norm``: ``vector`` gives every feature element's ``n_tx_el`` symbols the energy
+    ``n_tx_el``; ``batch`` gives each of the ``n_tx_el`` symbol positions unit mean power over the
+    elements of the batch (running statistics in evaluation), so an element's energy may follow its
+    value, the average staying one per real channel use. The paper says only "normalization"; the
+    authors' code normalises over the batch.
+    """
 
     n_tx_el: PositiveInt = 16
     hidden: PositiveInt | None = None
+    ae_power_norm: Literal["vector", "batch"] = "vector"
     ae_train: AETrainParams = AETrainParams()
 
 
@@ -90,7 +99,7 @@ class SinfonyAnalogAEScheme(Scheme):
         super().__init__()
         self.params = p = params
         self.reference = SinfonyReference(p.reference_params("perfect"))
-        self.ae = AnalogFeatureAE(n_tx_el=p.n_tx_el, hidden=p.hidden)
+        self.ae = AnalogFeatureAE(n_tx_el=p.n_tx_el, hidden=p.hidden, power_norm=p.ae_power_norm)
         self.agents, self.values = self.reference.agents, self.reference.n_tx
         self.facts = {"parameters": count_parameters(self.ae)}
         self._eval = EvalCursor()
@@ -109,13 +118,6 @@ class SinfonyAnalogAEScheme(Scheme):
         per element -> ``channel`` at ``no`` ([B]) -> the same shape (training)."""
         y, _ = channel(real_to_complex(x.unsqueeze(1)), no)
         return complex_to_real(y, (1, x.shape[-1])).reshape(x.shape)
-
-    @torch.no_grad()
-    def _symbols(self, features: torch.Tensor) -> torch.Tensor:
-        """The AE's channel symbols of features ``[N, agents, values]``: ``[N, agents * values * n_tx_el / 2]``
-        complex64, each agent's ``values * n_tx_el`` real uses its own stretch of the image's row."""
-        x = self.ae.encode(features)  # [N, agents, values, n_tx_el]
-        return real_to_complex(x.reshape(len(x), self.agents, -1))
 
     @torch.no_grad()
     def reconstruct(self, idx: torch.Tensor, no: torch.Tensor, channel: Channel) -> torch.Tensor:
@@ -147,11 +149,14 @@ class SinfonyAnalogAEScheme(Scheme):
         weights = fit_or_load(context, self.ae, name=self.name or "sinfony_analog_ae", params=p.ae_train, step=step,
                               data=data, description={"scheme": "sinfony_analog_ae/1", "features_model": ref.key,
                                                       "train_images": n_images, "n_tx_el": p.n_tx_el,
-                                                      "hidden": p.hidden})
+                                                      "hidden": p.hidden, "power_norm": p.ae_power_norm})
         self.ae.eval()
         test = p.data.evaluation_set(context)  # the same images as the sinfony schemes
         self._features = self.reference.transmitted_features(test.images)
-        self._sent = self._symbols(self._features)
+        with torch.no_grad():  # each agent's values * n_tx_el real uses: its own stretch of the image's row
+            x = self.ae.encode(self._features)  # [N, agents, values, n_tx_el]
+        self._sent = real_to_complex(x.reshape(len(x), self.agents, -1))  # [N, agents * values * n_tx_el / 2]
+        tx_power = float(x.square().mean())  # 1 by construction per vector; per batch, the running statistic's fit
         self._labels = test.labels.to(device)
         elements = n_images * self.agents * self.values
         if p.ae_train.subset is not None:
@@ -159,6 +164,7 @@ class SinfonyAnalogAEScheme(Scheme):
         self.facts.update({**weights.facts(), "train_elements": elements,
                            "steps": len(weights.history) * math.ceil(elements / p.ae_train.batch_size),
                            "final_train_mse": weights.history[-1]["loss"] if weights.history else None,
+                           "tx_power_per_real_use": round(tx_power, 4),
                            "reference_weights": ref.key, "reference_weights_reused": ref.reused,
                            "dataset_source": test.source, "test_images": len(test)})
 
