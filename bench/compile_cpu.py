@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from _common import NUM_ITER, environment, pick_device, sync
+from _common import NUM_ITER, environment, pick_device, rate, sync
 from ldpc_decoder import llrs
 from sionna.phy.fec.ldpc import LDPC5GEncoder
 
@@ -47,7 +47,7 @@ def break_even(eager_s: float, compiled_s: float, compile_s: float) -> float:
     return compile_s / gain if gain > 0 else math.inf
 
 
-def _cases(device: str) -> dict[str, tuple[Callable[[], Callable[[], object]], int, str]]:
+def _cases(device: str) -> dict[str, tuple[Callable[[bool], Callable[[], object]], int, str]]:
     """name: (a factory of ``fn(compile_it) -> call``, items per call, item unit)."""
     fmt = preferred_memory_format(device)
     chunk = inference_chunk(device) or 2000
@@ -101,16 +101,6 @@ def _cases(device: str) -> dict[str, tuple[Callable[[], Callable[[], object]], i
     }
 
 
-def _timed(call: Callable[[], object], calls: int, device: str) -> float:
-    """Seconds per call over ``calls`` calls."""
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        call()
-    sync(device)
-    return (time.perf_counter() - t0) / calls
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
@@ -127,12 +117,10 @@ def main() -> None:
         fast()  # compiles
         sync(device)
         first = time.perf_counter() - t0
-        per_call = max(_timed(eager, 1, device), 1e-4)
-        calls = max(1, round(args.round_time / per_call))
         eager_s, fast_s = [], []
-        for _ in range(args.rounds):
-            eager_s.append(_timed(eager, calls, device))
-            fast_s.append(_timed(fast, calls, device))
+        for _ in range(args.rounds):  # seconds per call, the two paths interleaved
+            eager_s.append(1.0 / rate(eager, 1, device, args.round_time, warmup=0))
+            fast_s.append(1.0 / rate(fast, 1, device, args.round_time, warmup=0))
         e, c = sorted(eager_s)[len(eager_s) // 2], sorted(fast_s)[len(fast_s) // 2]
         compile_s = max(first - c, 0.0)
         even = break_even(e, c, compile_s)

@@ -19,4 +19,3 @@ def test_codewords_equal_sionnas(k, n, m):
 def test_long_codes_keep_sionnas_encoder():
     assert type(make_ldpc_encoder(3840, 15360)) is LDPC5GEncoder
     assert type(make_ldpc_encoder(512, 1024)) is LDPC5GMatrixEncoder
-
