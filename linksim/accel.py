@@ -2,10 +2,10 @@
 
 - ``torch.compile`` (:func:`compiled`): ``linksim run --compile on|off|auto``; ``auto`` compiles on a
   GPU, where fused kernels pay off, and not on a CPU, where it needs a C++ compiler and, measured
-  (``bench/compile_cpu.py``), pays for itself in no CPU default path: SINFONY training 1.03x after
-  60 s of compiling (break-even near 460,000 images), the SINFONY receiver slower compiled, the
-  DeepJSCC decoder 1.34x (break-even near 90,000 images, more than a profile evaluates per scheme),
-  and only the torch LDPC core 1.9x within seconds, which the compiled numba core replaces there.
+  (``bench/compile_cpu.py``), gains little on the default paths: SINFONY training 1.02-1.13x after
+  47-60 s of compiling (3 s with torch's on-disk cache), the SINFONY receiver slower compiled, the
+  DeepJSCC decoder 1.3x on about 10 s of a profile, and the torch LDPC core 1.8-1.9x, which the
+  compiled numba core replaces there.
 - CUDA graphs (:class:`CapturedStep`): a whole training step (forward, backward, optimizer) recorded
   once and replayed, one launch instead of hundreds per batch; ``linksim run --cuda-graphs auto|off``,
   ``auto`` meaning on CUDA devices.
